@@ -1,0 +1,85 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings every ClusDB target shares: Swift 6 language mode and explicit existentials.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "ClusDB",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "clusdb", targets: ["clusdb"]),
+        .library(name: "ClusAPI", targets: ["ClusAPI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Vocabulary shared by client and server: keys, typed values, commands, errors, limits.
+        .target(name: "ClusDBModel", swiftSettings: strictSettings),
+        // Durable storage: quorum log segments, cluster checkpoints, the hive on SQLite.
+        .target(
+            name: "ClusDBStore",
+            dependencies: [
+                "ClusDBModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The driver: propose -> append + fsync -> commit -> apply -> answer.
+        .target(
+            name: "ClusDBNode",
+            dependencies: [
+                "ClusDBModel", "ClusDBStore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The daemon: HTTP/JSON client API, lifecycle, data-directory lock.
+        .target(
+            name: "ClusDBServer",
+            dependencies: [
+                "ClusDBModel", "ClusDBStore", "ClusDBNode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The Swift client library. It never imports the server's modules.
+        .target(name: "ClusAPI", dependencies: ["ClusDBModel"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "clusdb",
+            dependencies: [
+                "ClusAPI", "ClusDBServer", "ClusDBModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "ClusDBModelTests", dependencies: ["ClusDBModel"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "ClusDBStoreTests",
+            dependencies: ["ClusDBStore", "ClusDBModel"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ClusDBNodeTests",
+            dependencies: ["ClusDBNode", "ClusDBStore", "ClusDBModel"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ClusDBProcessTests",
+            dependencies: ["ClusAPI", "ClusDBModel", "clusdb"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,34 @@
+/// Every bound ClusDB enforces, in one place, so that each queue, batch and name has a named limit.
+///
+/// Lengths of names are counted in UTF-16 code units, as the Windows registry counts them, so that
+/// a name ClusDB accepts also fits the C library's `WCHAR` buffers.
+public enum Limits {
+    /// Longest key name (one path component), in UTF-16 code units; the registry's limit.
+    public static let keyNameMaxLength = 255
+    /// Longest value name, in UTF-16 code units; the registry's limit.
+    public static let valueNameMaxLength = 16_383
+    /// Deepest key path below the hive root; the registry's limit.
+    public static let keyDepthMax = 512
+    /// Largest value payload, in bytes of its Win32 form (UTF-16 strings with their NULs).
+    public static let valueDataMaxBytes = 1 << 20
+    /// Most commands in one write batch (an import of 100,000 values plus its keys fits).
+    public static let batchCommandsMax = 1 << 20
+    /// Largest encoded command (one quorum-log record payload), in bytes.
+    public static let commandEncodedMaxBytes = 64 << 20
+    /// Largest HTTP request body the service reads, in bytes (JSON of the largest command).
+    public static let requestBodyMaxBytes = 256 << 20
+    /// Most proposals waiting for the commit loop; beyond it writers get `ERROR_BUSY`.
+    public static let pendingProposalsMax = 16_384
+    /// Most log entries one group commit writes with a single fdatasync.
+    public static let groupCommitEntriesMax = 4_096
+    /// Most payload bytes one group commit writes with a single fdatasync (one entry may exceed it).
+    public static let groupCommitBytesMax = 16 << 20
+    /// A quorum-log segment is closed and a new one started once it passes this size.
+    public static let quorumLogSegmentTargetBytes = 4 << 20
+    /// Default of `Quorum\MaxQuorumLogSize`: the log is truncated behind a checkpoint past it.
+    public static let maxQuorumLogSizeDefault = 4 << 20
+    /// Smallest `Quorum\MaxQuorumLogSize` honoured; smaller settings are raised to it.
+    public static let maxQuorumLogSizeMin = 64 << 10
+    /// Cluster checkpoints kept in the quorum directory (the newest and the one before it).
+    public static let clusterCheckpointsKept = 2
+}

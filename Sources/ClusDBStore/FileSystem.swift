@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ClusDBModel
+
+/// Path-level file operations with the store's durability rules: every rename and every created
+/// or removed file is followed by an fsync of its directory.
+public enum FileSystem {
+    /// Maps `errno` to a ``ClusterError`` with the Win32 code of `docs/wsfc-spec` §6's POSIX table.
+    public static func error(_ code: Int32, _ operation: String, _ path: String) -> ClusterError {
+        let text = String(cString: strerror(code))
+        let win32: Win32Error
+        switch code {
+        case ENOENT: win32 = .pathNotFound
+        case ENOTDIR: win32 = .directory
+        case EACCES, EPERM, EROFS: win32 = .accessDenied
+        case ENOSPC, EDQUOT: win32 = .diskFull
+        case EEXIST: win32 = .alreadyExists
+        case EBUSY, EWOULDBLOCK: win32 = .sharingViolation
+        case ENOMEM: win32 = .notEnoughMemory
+        case ENAMETOOLONG, EINVAL: win32 = .invalidParameter
+        default: win32 = .invalidData
+        }
+        return ClusterError(win32, "\(operation) \(path): \(text)")
+    }
+
+    /// Stops the process after a failed fsync; see ``SystemFile/sync()``.
+    public static func haltAfterFailedSync(path: String, errno code: Int32) -> Never {
+        let message = "clusdb: fatal: fsync of \(path) failed (\(String(cString: strerror(code)))); "
+            + "stopping so that no write is acknowledged that the disk may have dropped\n"
+        _ = message.withCString { write(2, $0, strlen($0)) }
+        exit(70)
+    }
+
+    /// True when something exists at `path`.
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0
+    }
+
+    /// True when `path` is a directory.
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Creates a directory with mode 0700 unless it exists, and fsyncs its parent.
+    public static func makeDirectory(_ path: String) throws(ClusterError) {
+        if isDirectory(path) { return }
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw error(errno, "mkdir", path) }
+        try syncDirectory(parent(of: path))
+    }
+
+    /// Creates a directory and its missing parents, each with mode 0700.
+    public static func makeDirectories(_ path: String) throws(ClusterError) {
+        if isDirectory(path) { return }
+        let up = parent(of: path)
+        if up != path && !isDirectory(up) { try makeDirectories(up) }
+        try makeDirectory(path)
+    }
+
+    /// The directory part of a path (`.` for a bare name).
+    public static func parent(of path: String) -> String {
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        if slash == trimmed.startIndex { return "/" }
+        return String(trimmed[..<slash])
+    }
+
+    /// `directory/name`.
+    public static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    /// Fsyncs a directory so that creations, renames and removals in it are durable.
+    public static func syncDirectory(_ path: String) throws(ClusterError) {
+        let directory = try SystemFile(path: path, flags: O_RDONLY | O_DIRECTORY)
+        directory.sync()
+    }
+
+    /// The names in a directory, without `.` and `..`, sorted.
+    public static func list(_ path: String) throws(ClusterError) -> [String] {
+        guard let handle = opendir(path) else { throw error(errno, "opendir", path) }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Removes a file if it exists (no directory fsync; callers batch that).
+    public static func removeFile(_ path: String) throws(ClusterError) {
+        if unlink(path) != 0 && errno != ENOENT { throw error(errno, "unlink", path) }
+    }
+
+    /// Renames `from` to `to` (atomic on one file system) and fsyncs the target's directory.
+    public static func renameFile(_ from: String, to: String) throws(ClusterError) {
+        if rename(from, to) != 0 { throw error(errno, "rename", from) }
+        try syncDirectory(parent(of: to))
+    }
+
+    /// Writes a whole file atomically: a temporary sibling, fsync, rename, directory fsync.
+    /// A crash leaves either the old content or the new, never a mix.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(ClusterError) {
+        let temporary = path + ".new"
+        do {
+            let file = try SystemFile(path: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+            try file.write(bytes, at: 0)
+            file.sync()
+        }
+        try renameFile(temporary, to: path)
+    }
+
+    /// Copies a file's bytes to a new file (0600), fsynced, in chunks.
+    public static func copyFile(_ from: String, to: String) throws(ClusterError) {
+        let source = try SystemFile(path: from, flags: O_RDONLY)
+        let target = try SystemFile(path: to, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        let chunk = 4 << 20
+        var offset = 0
+        while true {
+            let bytes = try source.read(count: chunk, at: offset)
+            if bytes.isEmpty { break }
+            try target.write(bytes, at: offset)
+            offset += bytes.count
+        }
+        target.sync()
+    }
+}

@@ -1,0 +1,145 @@
+import ClusDBModel
+import GRDB
+
+/// The cluster hive on SQLite: keys, typed values, and the index of the last applied log entry.
+///
+/// The registry's rules are written here once. Production runs it on a file in WAL mode
+/// (``open(path:)``); tests and the simulator run the same code in memory (``inMemory()``).
+///
+/// Schema (see `docs/FORMATS.md`): `hive_key(id, parent, name, fold)` with the root as id 1,
+/// `hive_value(key, fold, name, type, data)`, and the one-row `hive_state(applied_index,
+/// applied_term, cluster_name, cluster_id)`. `fold` is ``RegistryName/fold(_:)`` of the name:
+/// lookups compare folds, output shows names as they were first written.
+///
+/// - Important: ``apply(_:)`` writes the applied index in the same transaction as the changes,
+///   so after a crash the hive is exactly the state at the index it records.
+public final class Hive: Sendable {
+    /// The database connection (a pool on disk, a queue in memory).
+    public let database: any DatabaseWriter
+    /// The id of the root key row.
+    static let rootID: Int64 = 1
+
+    /// Wraps a database, creating the schema if needed.
+    public init(database: any DatabaseWriter) throws(ClusterError) {
+        self.database = database
+        try Self.storage {
+            try database.write { db in try Self.createSchema(db) }
+        }
+    }
+
+    /// An empty hive in memory.
+    public static func inMemory() throws(ClusterError) -> Hive {
+        try Hive(database: try storage { try DatabaseQueue() })
+    }
+
+    /// Opens (creating) the hive file at `path` in WAL mode.
+    ///
+    /// `synchronous=NORMAL` is enough: a power loss can only lose the last transactions, which the
+    /// fsynced quorum log replays, and the log is only truncated behind an fsynced checkpoint.
+    public static func open(path: String) throws(ClusterError) -> Hive {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let pool = try storage { try DatabasePool(path: path, configuration: configuration) }
+        return try Hive(database: pool)
+    }
+
+    /// Opens a hive image read-only (a checkpoint or a backup), without creating anything.
+    public static func openReadOnly(path: String) throws(ClusterError) -> Hive {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try storage { try DatabaseQueue(path: path, configuration: configuration) }
+        let hive = Hive(unchecked: queue)
+        return hive
+    }
+
+    private init(unchecked database: any DatabaseWriter) { self.database = database }
+
+    static func createSchema(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE IF NOT EXISTS hive_key(
+                    id INTEGER PRIMARY KEY,
+                    parent INTEGER NOT NULL,
+                    name TEXT NOT NULL,
+                    fold TEXT NOT NULL,
+                    UNIQUE(parent, fold));
+                CREATE TABLE IF NOT EXISTS hive_value(
+                    key INTEGER NOT NULL,
+                    fold TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    type INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    PRIMARY KEY(key, fold)) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS hive_state(
+                    id INTEGER PRIMARY KEY CHECK(id = 1),
+                    format_version INTEGER NOT NULL,
+                    applied_index INTEGER NOT NULL,
+                    applied_term INTEGER NOT NULL,
+                    cluster_name TEXT NOT NULL,
+                    cluster_id TEXT NOT NULL);
+                INSERT OR IGNORE INTO hive_key(id, parent, name, fold) VALUES(1, 0, '', '');
+                INSERT OR IGNORE INTO hive_state VALUES(1, 1, 0, 0, '', '');
+                """)
+    }
+
+    /// Runs a database call, turning SQLite errors into ``ClusterError``.
+    static func storage<T>(_ body: () throws -> T) throws(ClusterError) -> T {
+        do {
+            return try body()
+        } catch let error as ClusterError {
+            throw error
+        } catch let error as DatabaseError {
+            let code: Win32Error
+            switch error.resultCode {
+            case .SQLITE_FULL: code = .diskFull
+            case .SQLITE_BUSY, .SQLITE_LOCKED: code = .sharingViolation
+            case .SQLITE_PERM, .SQLITE_READONLY, .SQLITE_AUTH, .SQLITE_CANTOPEN: code = .accessDenied
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB: code = .invalidData
+            default: code = .invalidData
+            }
+            throw ClusterError(code, "hive database: \(error.message ?? "\(error.resultCode)")")
+        } catch {
+            throw ClusterError(.invalidData, "hive database: \(error)")
+        }
+    }
+
+    /// Async form of ``storage(_:)`` for reads.
+    func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws(ClusterError) -> T {
+        do {
+            return try await database.read(body)
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    static func mapped(_ error: any Error) -> ClusterError {
+        do throws(ClusterError) {
+            try storage { () throws -> Void in throw error }
+            preconditionFailure("storage(_:) rethrows the error it was given")
+        } catch {
+            return error
+        }
+    }
+}
+
+/// The hive's identity and position: what it was applied up to, and which cluster it belongs to.
+public struct HiveState: Sendable, Equatable {
+    /// Index of the last applied log entry (0 for an empty hive).
+    public var appliedIndex: UInt64
+    /// Term of that entry.
+    public var appliedTerm: UInt64
+    /// The cluster's name.
+    public var clusterName: String
+    /// The cluster's id (a UUID string).
+    public var clusterID: String
+
+    /// Creates a state.
+    public init(appliedIndex: UInt64, appliedTerm: UInt64, clusterName: String, clusterID: String) {
+        self.appliedIndex = appliedIndex
+        self.appliedTerm = appliedTerm
+        self.clusterName = clusterName
+        self.clusterID = clusterID
+    }
+}

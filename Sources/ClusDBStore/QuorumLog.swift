@@ -1,0 +1,331 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import ClusDBModel
+
+/// The quorum log: the durable, append-only sequence of log entries, in segment files.
+///
+/// - A segment `NNNNNNNNNNNNNNNNNNNN.seg` (the 20-digit index of its first entry) holds a 32-byte
+///   header and ``LogRecord``s with consecutive indexes. Segments are created atomically
+///   (temporary name, fsync, rename, directory fsync), so a segment always has a valid header.
+/// - ``append(_:)`` writes a whole group of entries with one `pwrite` and one `fdatasync`: an entry
+///   counts as persisted only after that returns.
+/// - ``open(directory:)`` checks every record. Damage in the last segment with no valid record
+///   after it is a torn tail from a crash during a write (never acknowledged): it is cut off.
+///   Damage followed by a valid record, in an earlier segment, or a gap in the indexes is
+///   corruption of acknowledged data: opening fails with `ERROR_CLUSTERLOG_CORRUPT` and changes
+///   nothing.
+///
+/// Not thread-safe: one owner (the node's commit loop) calls it.
+public final class QuorumLog {
+    /// One segment file.
+    public struct Segment: Sendable, Equatable {
+        /// Index of the first entry the segment holds (or will hold).
+        public var firstIndex: UInt64
+        /// Index of its last entry; `firstIndex - 1` while empty.
+        public var lastIndex: UInt64
+        /// The file's path.
+        public var path: String
+        /// The file's size in bytes, header included.
+        public var size: Int
+    }
+
+    /// What recovery did on open.
+    public struct Recovery: Sendable, Equatable {
+        /// Bytes cut off the tail of the last segment (0 when the log was clean).
+        public var truncatedBytes: Int
+        /// Why the tail was cut, when it was.
+        public var reason: String?
+    }
+
+    /// Size of a segment header.
+    public static let segmentHeaderSize = 32
+    /// The magic bytes that open every segment.
+    public static let segmentMagic = Array("CLUSQLOG".utf8)
+    /// The segment format version.
+    public static let segmentFormatVersion: UInt32 = 1
+
+    /// The directory holding the segments.
+    public let directory: String
+    /// The segments, oldest first.
+    public private(set) var segments: [Segment]
+    /// The term of the last entry (0 when empty).
+    public private(set) var lastTerm: UInt64
+    private var active: SystemFile?
+    private let segmentTargetBytes: Int
+
+    private init(directory: String, segments: [Segment], lastTerm: UInt64, segmentTargetBytes: Int) {
+        self.directory = directory
+        self.segments = segments
+        self.lastTerm = lastTerm
+        self.segmentTargetBytes = segmentTargetBytes
+    }
+
+    /// Index of the first entry held, nil when the log holds none.
+    public var firstIndex: UInt64? {
+        guard let first = segments.first(where: { $0.lastIndex >= $0.firstIndex }) else { return nil }
+        return first.firstIndex
+    }
+
+    /// Index of the last entry held, nil when the log holds none.
+    public var lastIndex: UInt64? {
+        guard let last = segments.last, last.lastIndex >= last.firstIndex || segments.count > 1 else {
+            return nil
+        }
+        return segments.last(where: { $0.lastIndex >= $0.firstIndex })?.lastIndex
+    }
+
+    /// Bytes in all segments.
+    public var totalBytes: Int { segments.reduce(0) { $0 + $1.size } }
+
+    // MARK: Opening and recovery
+
+    /// Opens (creating if needed) the log in `directory`, recovering as the type describes.
+    /// - Parameter segmentTargetBytes: a segment is closed once it passes this size.
+    /// - Throws: `ERROR_CLUSTERLOG_CORRUPT` for damage before the tail; I/O errors.
+    public static func open(
+        directory: String, segmentTargetBytes: Int = Limits.quorumLogSegmentTargetBytes
+    ) throws(ClusterError) -> (QuorumLog, Recovery) {
+        try FileSystem.makeDirectories(directory)
+        var segments: [Segment] = []
+        var recovery = Recovery(truncatedBytes: 0, reason: nil)
+        var lastTerm: UInt64 = 0
+        var leftovers = false
+        let names = try FileSystem.list(directory)
+        for name in names where name.hasSuffix(".seg.new") {
+            try FileSystem.removeFile(FileSystem.join(directory, name))
+            leftovers = true
+        }
+        if leftovers { try FileSystem.syncDirectory(directory) }
+        let segmentNames = names.filter { $0.hasSuffix(".seg") }
+        for (position, name) in segmentNames.enumerated() {
+            let path = FileSystem.join(directory, name)
+            let isLast = position == segmentNames.count - 1
+            let file = try SystemFile(path: path, flags: O_RDWR)
+            let bytes = try file.readAll()
+            let firstIndex = try readHeader(bytes, path: path)
+            if let previous = segments.last, firstIndex != previous.lastIndex + 1 {
+                throw corrupt("segment \(name) starts at index \(firstIndex) but the one before ends at \(previous.lastIndex)")
+            }
+            let scan = try scanRecords(bytes, firstIndex: firstIndex, path: path, isLast: isLast)
+            if scan.validLength < bytes.count {
+                precondition(isLast, "only the last segment may have a torn tail")
+                try file.truncate(to: scan.validLength)
+                file.sync()
+                recovery = Recovery(truncatedBytes: bytes.count - scan.validLength, reason: scan.tornReason)
+            }
+            if !isLast && scan.lastIndex < firstIndex {
+                throw corrupt("segment \(name) is empty but is not the last one")
+            }
+            if scan.lastIndex >= firstIndex { lastTerm = scan.lastTerm }
+            segments.append(Segment(firstIndex: firstIndex, lastIndex: scan.lastIndex, path: path, size: scan.validLength))
+        }
+        let log = QuorumLog(directory: directory, segments: segments, lastTerm: lastTerm, segmentTargetBytes: segmentTargetBytes)
+        if let last = segments.last { log.active = try SystemFile(path: last.path, flags: O_RDWR) }
+        return (log, recovery)
+    }
+
+    static func corrupt(_ message: String) -> ClusterError {
+        ClusterError(.clusterLogCorrupt, "quorum log is damaged before its tail: \(message)")
+    }
+
+    private static func readHeader(_ bytes: [UInt8], path: String) throws(ClusterError) -> UInt64 {
+        guard bytes.count >= segmentHeaderSize, Array(bytes[0..<8]) == segmentMagic else {
+            throw corrupt("\(path) has no valid segment header")
+        }
+        var reader = ByteReader(bytes, offset: 8)
+        let version = try reader.u32()
+        _ = try reader.u32()
+        let firstIndex = try reader.u64()
+        let storedCRC = try reader.u32()
+        guard CRC32C.checksum(bytes[0..<24]) == storedCRC else { throw corrupt("\(path) header checksum mismatch") }
+        guard version == segmentFormatVersion else {
+            throw corrupt("\(path) has segment format \(version); this build reads \(segmentFormatVersion)")
+        }
+        guard firstIndex > 0 else { throw corrupt("\(path) starts at index 0") }
+        return firstIndex
+    }
+
+    private struct Scan {
+        var validLength: Int
+        var lastIndex: UInt64
+        var lastTerm: UInt64
+        var tornReason: String?
+    }
+
+    private static func scanRecords(
+        _ bytes: [UInt8], firstIndex: UInt64, path: String, isLast: Bool
+    ) throws(ClusterError) -> Scan {
+        var scan = Scan(validLength: segmentHeaderSize, lastIndex: firstIndex - 1, lastTerm: 0, tornReason: nil)
+        var failure: ClusterError?
+        bytes.withUnsafeBytes { buffer in
+            var offset = segmentHeaderSize
+            while offset < buffer.count {
+                switch LogRecord.read(buffer, at: offset) {
+                case .record(let entry, let next):
+                    if entry.index != scan.lastIndex + 1 {
+                        failure = corrupt("\(path) offset \(offset) holds index \(entry.index), expected \(scan.lastIndex + 1)")
+                        return
+                    }
+                    if entry.term < scan.lastTerm {
+                        failure = corrupt("\(path) offset \(offset): term \(entry.term) is lower than \(scan.lastTerm) before it")
+                        return
+                    }
+                    scan.lastIndex = entry.index
+                    scan.lastTerm = entry.term
+                    offset = next
+                    scan.validLength = next
+                case .invalid(let reason):
+                    if !isLast {
+                        failure = corrupt("\(path) offset \(offset): \(reason)")
+                        return
+                    }
+                    if let later = validRecord(after: offset, in: buffer, beyond: scan.lastIndex) {
+                        failure = corrupt("\(path) offset \(offset): \(reason), yet a valid record of index \(later) follows")
+                        return
+                    }
+                    scan.tornReason = "torn tail at \(path) offset \(offset): \(reason)"
+                    return
+                }
+            }
+        }
+        if let failure { throw failure }
+        return scan
+    }
+
+    /// Looks for any valid record after damage at `offset`: aligned candidates whose index field
+    /// is beyond the last good index, confirmed by their checksum.
+    private static func validRecord(after offset: Int, in buffer: UnsafeRawBufferPointer, beyond lastIndex: UInt64) -> UInt64? {
+        var candidate = offset + 8
+        while candidate < buffer.count {
+            if let index = LogRecord.peekIndex(buffer, at: candidate), index > lastIndex,
+                case .record(let entry, _) = LogRecord.read(buffer, at: candidate)
+            {
+                return entry.index
+            }
+            candidate += 8
+        }
+        return nil
+    }
+
+    // MARK: Appending
+
+    /// Appends entries durably: one write and one fdatasync for the whole group.
+    ///
+    /// - Important: the entries count as persisted only when this returns. A failed write is cut
+    ///   back off the file and thrown (`ERROR_DISK_FULL` for ENOSPC); a failed fdatasync stops
+    ///   the process.
+    public func append(_ entries: [LogEntry]) throws(ClusterError) {
+        guard let first = entries.first else { return }
+        if let lastIndex {
+            precondition(first.index == lastIndex + 1, "append must continue the log: \(first.index) after \(lastIndex)")
+        }
+        for (offset, entry) in entries.enumerated() {
+            precondition(entry.index == first.index + UInt64(offset), "appended entries must be consecutive")
+            precondition(entry.term >= lastTerm, "terms never decrease along the log")
+        }
+        if segments.isEmpty || segments[segments.count - 1].size >= segmentTargetBytes
+            || (segments[segments.count - 1].lastIndex + 1 != first.index)
+        {
+            try startSegment(firstIndex: first.index)
+        }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(entries.reduce(0) { $0 + LogRecord.framedSize(payloadCount: $1.payload.count) })
+        for entry in entries { LogRecord.append(entry, to: &buffer) }
+        let position = segments.count - 1
+        let offset = segments[position].size
+        guard let file = active else { preconditionFailure("an active segment exists after startSegment") }
+        do {
+            try file.write(buffer, at: offset)
+        } catch {
+            // Cut the partial write off so the file ends at the last good record again.
+            try? file.truncate(to: offset)
+            throw error
+        }
+        file.sync()
+        segments[position].size = offset + buffer.count
+        segments[position].lastIndex = entries[entries.count - 1].index
+        lastTerm = entries[entries.count - 1].term
+    }
+
+    private func startSegment(firstIndex: UInt64) throws(ClusterError) {
+        let name = String(repeating: "0", count: max(0, 20 - String(firstIndex).count)) + String(firstIndex) + ".seg"
+        let path = FileSystem.join(directory, name)
+        precondition(!segments.contains { $0.path == path }, "a segment for index \(firstIndex) exists already")
+        var header = ByteWriter(capacity: Self.segmentHeaderSize)
+        for byte in Self.segmentMagic { header.u8(byte) }
+        header.u32(Self.segmentFormatVersion)
+        header.u32(0)
+        header.u64(firstIndex)
+        header.u32(CRC32C.checksum(header.bytes))
+        header.u32(0)
+        precondition(header.bytes.count == Self.segmentHeaderSize, "segment header size")
+        let temporary = path + ".new"
+        do {
+            let file = try SystemFile(path: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+            try file.write(header.bytes, at: 0)
+            file.sync()
+        }
+        try FileSystem.renameFile(temporary, to: path)
+        active = try SystemFile(path: path, flags: O_RDWR)
+        segments.append(Segment(firstIndex: firstIndex, lastIndex: firstIndex - 1, path: path, size: Self.segmentHeaderSize))
+    }
+
+    // MARK: Reading
+
+    /// Calls `body` with the entries from `start` through `end`, in order, one segment at a time.
+    /// - Throws: `ERROR_CLUSTERLOG_CORRUPT` when a record that was valid at open no longer is.
+    public func readEntries(
+        from start: UInt64, through end: UInt64, _ body: ([LogEntry]) throws(ClusterError) -> Void
+    ) throws(ClusterError) {
+        guard start <= end else { return }
+        for segment in segments where segment.lastIndex >= start && segment.firstIndex <= end {
+            let file = try SystemFile(path: segment.path, flags: O_RDONLY)
+            let bytes = try file.read(count: segment.size, at: 0)
+            var batch: [LogEntry] = []
+            var failure: ClusterError?
+            bytes.withUnsafeBytes { buffer in
+                var offset = Self.segmentHeaderSize
+                while offset < buffer.count {
+                    guard case .record(let entry, let next) = LogRecord.read(buffer, at: offset) else {
+                        failure = Self.corrupt("\(segment.path) offset \(offset) changed after the log was opened")
+                        return
+                    }
+                    if entry.index >= start && entry.index <= end { batch.append(entry) }
+                    offset = next
+                }
+            }
+            if let failure { throw failure }
+            try body(batch)
+        }
+    }
+
+    // MARK: Truncation
+
+    /// Deletes every segment whose entries all lie at or before `index` (a cluster checkpoint
+    /// covers them), except the last segment, which stays to receive appends.
+    /// - Returns: the number of segments removed.
+    @discardableResult
+    public func removeSegments(through index: UInt64) throws(ClusterError) -> Int {
+        var removed = 0
+        while segments.count > 1, segments[0].lastIndex <= index {
+            try FileSystem.removeFile(segments[0].path)
+            segments.removeFirst()
+            removed += 1
+        }
+        if removed > 0 { try FileSystem.syncDirectory(directory) }
+        return removed
+    }
+
+    /// Deletes every segment and starts over so that the next append may start at any index
+    /// (after a checkpoint replaced the whole state).
+    public func reset() throws(ClusterError) {
+        active = nil
+        for segment in segments { try FileSystem.removeFile(segment.path) }
+        segments.removeAll()
+        lastTerm = 0
+        try FileSystem.syncDirectory(directory)
+    }
+}

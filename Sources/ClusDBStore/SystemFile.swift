@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ClusDBModel
+
+/// A file descriptor with the few POSIX calls the store needs, each mapping `errno` to a Win32
+/// code. Durability rules live here: ``sync()`` stops the process when the kernel reports a failed
+/// flush, because after a failed fsync Linux may have dropped the dirty pages and retrying would
+/// acknowledge writes that are gone (PostgreSQL's "fsyncgate").
+public final class SystemFile {
+    /// The open descriptor.
+    public let descriptor: Int32
+    /// The path it was opened with, for messages.
+    public let path: String
+
+    /// Opens `path` with `open(2)` flags; new files get `mode` (0600 by default: the content is
+    /// sensitive).
+    /// - Throws: ``ClusterError`` mapped from `errno`.
+    public init(path: String, flags: Int32, mode: mode_t = 0o600) throws(ClusterError) {
+        let fd = open(path, flags | O_CLOEXEC, mode)
+        if fd < 0 { throw FileSystem.error(errno, "open", path) }
+        descriptor = fd
+        self.path = path
+    }
+
+    deinit { close(descriptor) }
+
+    /// The file's size in bytes.
+    public func size() throws(ClusterError) -> Int {
+        var info = stat()
+        if fstat(descriptor, &info) != 0 { throw FileSystem.error(errno, "stat", path) }
+        return Int(info.st_size)
+    }
+
+    /// Writes all of `bytes` at `offset`, retrying short writes and EINTR.
+    /// - Throws: ``ClusterError`` (`ERROR_DISK_FULL` for ENOSPC).
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(ClusterError) {
+        var written = 0
+        while written < bytes.count {
+            let result = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw FileSystem.error(errno, "write", path)
+            }
+            precondition(result > 0, "pwrite returned 0 for a non-empty buffer")
+            written += result
+        }
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    public func write(_ bytes: [UInt8], at offset: Int) throws(ClusterError) {
+        if bytes.isEmpty { return }
+        var failure: ClusterError?
+        bytes.withUnsafeBytes { buffer in
+            do throws(ClusterError) { try write(buffer, at: offset) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Reads up to `count` bytes at `offset`; fewer only at the end of the file.
+    public func read(count: Int, at offset: Int) throws(ClusterError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var total = 0
+        while total < count {
+            let result = bytes.withUnsafeMutableBytes { buffer in
+                pread(descriptor, buffer.baseAddress! + total, count - total, off_t(offset + total))
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw FileSystem.error(errno, "read", path)
+            }
+            if result == 0 { break }
+            total += result
+        }
+        bytes.removeLast(count - total)
+        return bytes
+    }
+
+    /// Reads the whole file.
+    public func readAll() throws(ClusterError) -> [UInt8] { try read(count: try size(), at: 0) }
+
+    /// Cuts the file to `length` bytes.
+    public func truncate(to length: Int) throws(ClusterError) {
+        if ftruncate(descriptor, off_t(length)) != 0 { throw FileSystem.error(errno, "truncate", path) }
+    }
+
+    /// Flushes the file's data (and the metadata needed to read it) to stable storage.
+    ///
+    /// - Important: a failure stops the process (see the type's discussion); it never returns an
+    ///   error that a caller could retry.
+    public func sync() {
+        while fdatasync(descriptor) != 0 {
+            if errno == EINTR { continue }
+            FileSystem.haltAfterFailedSync(path: path, errno: errno)
+        }
+    }
+}
