@@ -93,3 +93,27 @@ extension Hive {
         return build(rootID)
     }
 }
+
+extension Hive {
+    /// `Quorum\MaxQuorumLogSize` in bytes: the default when unset or not a number, and never
+    /// below ``Limits/maxQuorumLogSizeMin``.
+    public func maxQuorumLogSize() throws(ClusterError) -> Int {
+        let value: RegistryValue? = try Self.storage {
+            try database.read { db in
+                guard let key = try Self.keyID(try KeyPath("Quorum"), in: db),
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT type, data FROM hive_value WHERE key = ? AND fold = ?",
+                        arguments: [key, RegistryName.fold("MaxQuorumLogSize")])
+                else { return nil }
+                return try Self.value(type: row[0], data: row[1])
+            }
+        }
+        let configured: Int
+        switch value {
+        case .dword(let number): configured = Int(number)
+        case .qword(let number): configured = Int(clamping: number)
+        default: configured = Limits.maxQuorumLogSizeDefault
+        }
+        return max(configured, Limits.maxQuorumLogSizeMin)
+    }
+}

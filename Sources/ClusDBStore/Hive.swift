@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ClusDBModel
 import GRDB
 
@@ -42,6 +45,8 @@ public final class Hive: Sendable {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
         let pool = try storage { try DatabasePool(path: path, configuration: configuration) }
+        // The hive is sensitive; SQLite creates the -wal and -shm files with the database's mode.
+        for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
         return try Hive(database: pool)
     }
 

@@ -1,0 +1,171 @@
+import ClusDBModel
+import Foundation
+import Synchronization
+
+/// An open connection to a cluster (`HCLUSTER`), from ``openCluster(_:)``.
+///
+/// Every registry call names its key by a backslash path relative to the hive root, so there are
+/// no key handles to leak. Calls after ``close()`` throw `ERROR_INVALID_HANDLE`.
+///
+/// ```swift
+/// let cluster = try await openCluster(nil)
+/// defer { cluster.close() }
+/// try await cluster.setValue(key: #"Resources\Web"#, name: "Port", value: .dword(8080), createKey: true)
+/// ```
+public final class Cluster: Sendable {
+    /// The cluster's name, as the service reports it.
+    public let clusterName: String
+    /// The cluster's id, as the service reports it.
+    public let clusterID: String
+    /// The endpoints this handle talks to.
+    public var endpoints: [String] { transport.endpoints }
+    private let transport: HTTPTransport
+    private let closed = Mutex(false)
+
+    init(transport: HTTPTransport, status: ClientProtocol.StatusResponse) {
+        self.transport = transport
+        clusterName = status.cluster.name
+        clusterID = status.cluster.id
+    }
+
+    /// Closes the handle (`CloseCluster`); later calls throw `ERROR_INVALID_HANDLE`.
+    public func close() {
+        let wasClosed = closed.withLock { value in
+            defer { value = true }
+            return value
+        }
+        if !wasClosed { transport.invalidate() }
+    }
+
+    private func live() throws(ClusterError) -> HTTPTransport {
+        if closed.withLock({ $0 }) { throw ClusterError(.invalidHandle, "the cluster handle is closed") }
+        return transport
+    }
+
+    // MARK: Status
+
+    /// The cluster's members, quorum owner and indexes.
+    public func status() async throws(ClusterError) -> ClientProtocol.StatusResponse {
+        try live().decode(try await live().send("status", body: nil))
+    }
+
+    // MARK: Keys
+
+    /// Whether `createKey` made a key or found it.
+    public enum KeyDisposition: Sendable, Equatable {
+        /// `REG_CREATED_NEW_KEY`.
+        case createdNewKey
+        /// `REG_OPENED_EXISTING_KEY`.
+        case openedExistingKey
+    }
+
+    /// Creates a key and its missing parents, or opens it (`ClusterRegCreateKey`).
+    @discardableResult
+    public func createKey(_ key: String) async throws(ClusterError) -> KeyDisposition {
+        let answer: ClientProtocol.WriteResponse = try await live().call("registry/create-key", ClientProtocol.KeyRequest(key: key))
+        return answer.created == true ? .createdNewKey : .openedExistingKey
+    }
+
+    /// Succeeds when the key exists (`ClusterRegOpenKey`); `ERROR_FILE_NOT_FOUND` otherwise.
+    public func openKey(_ key: String) async throws(ClusterError) {
+        let _: ClientProtocol.WriteResponse = try await live().call("registry/open-key", ClientProtocol.KeyRequest(key: key))
+    }
+
+    /// Deletes a key (`ClusterRegDeleteKey`): a key with subkeys is `ERROR_ACCESS_DENIED` unless
+    /// `recursive`.
+    public func deleteKey(_ key: String, recursive: Bool = false) async throws(ClusterError) {
+        let _: ClientProtocol.WriteResponse = try await live().call(
+            "registry/delete-key", ClientProtocol.DeleteKeyRequest(key: key, recursive: recursive))
+    }
+
+    /// The subkeys and values of a key (`ClusterRegEnumKey` and `ClusterRegEnumValue`).
+    public func enumerate(key: String) async throws(ClusterError) -> KeyListing {
+        try await live().call("registry/enum-key", ClientProtocol.KeyRequest(key: key))
+    }
+
+    // MARK: Values
+
+    /// Sets a value, creating it (`ClusterRegSetValue`). With `createKey` the key is created
+    /// first when missing; otherwise a missing key is `ERROR_FILE_NOT_FOUND`.
+    /// - Returns: the log index the change was committed at.
+    @discardableResult
+    public func setValue(
+        key: String, name: String, value: RegistryValue, createKey: Bool = false
+    ) async throws(ClusterError) -> UInt64 {
+        let answer: ClientProtocol.WriteResponse = try await live().call(
+            "registry/set-value", ClientProtocol.SetValueRequest(key: key, name: name, value: value, createKey: createKey))
+        return answer.index
+    }
+
+    /// Reads one value (`ClusterRegQueryValue`).
+    public func queryValue(key: String, name: String) async throws(ClusterError) -> RegistryValue {
+        try await live().call("registry/query-value", ClientProtocol.ValueRequest(key: key, name: name))
+    }
+
+    /// Deletes one value (`ClusterRegDeleteValue`); a missing one is `ERROR_FILE_NOT_FOUND`.
+    public func deleteValue(key: String, name: String) async throws(ClusterError) {
+        let _: ClientProtocol.WriteResponse = try await live().call(
+            "registry/delete-value", ClientProtocol.ValueRequest(key: key, name: name))
+    }
+
+    // MARK: Batches, export, import
+
+    /// Runs an atomic batch (`ClusterRegCloseBatch` with commit): every command or none.
+    /// On failure the error's `failedCommand` is the failing command's index (-1: before any ran).
+    /// - Returns: the log index the batch was committed at.
+    @discardableResult
+    public func executeBatch(_ batch: RegistryBatch) async throws(ClusterError) -> UInt64 {
+        let answer: ClientProtocol.WriteResponse = try await live().call(
+            "registry/batch", ClientProtocol.BatchRequest(key: batch.root, commands: batch.commands))
+        return answer.index
+    }
+
+    /// The subtree at `key` in the export format, as the exact bytes the service wrote.
+    public func exportJSON(key: String = "") async throws(ClusterError) -> Data {
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(ClientProtocol.KeyRequest(key: key))
+        } catch {
+            throw ClusterError(.invalidParameter, "the request could not be encoded: \(error)")
+        }
+        return try await live().send("registry/export", body: body)
+    }
+
+    /// The subtree at `key`, parsed.
+    public func export(key: String = "") async throws(ClusterError) -> ExportedKey {
+        try ExportedKey(jsonBytes: try await exportJSON(key: key))
+    }
+
+    /// Merges a subtree into the hive at `key` as one atomic batch: keys are created, values set;
+    /// nothing is deleted.
+    @discardableResult
+    public func importTree(_ tree: ExportedKey, at key: String = "") async throws(ClusterError) -> UInt64 {
+        try await executeBatch(try RegistryBatch(importing: tree, at: key))
+    }
+}
+
+/// Opens a cluster (`OpenCluster`): nil or "" is the local default cluster, otherwise
+/// endpoints or a registered name (see ``ClusterEndpoints``).
+/// - Throws: `ERROR_CLUSTER_NODE_DOWN` when no endpoint answers,
+///   `ERROR_CLUSTER_INSTANCE_ID_MISMATCH` when the endpoints belong to another cluster.
+public func openCluster(_ name: String? = nil) async throws(ClusterError) -> Cluster {
+    let resolved = try ClusterEndpoints.resolve(name)
+    let transport = HTTPTransport(endpoints: resolved.endpoints)
+    do throws(ClusterError) {
+        let status: ClientProtocol.StatusResponse = try transport.decode(try await transport.send("status", body: nil))
+        if let expected = resolved.expectedName, expected != status.cluster.name {
+            throw ClusterError(
+                .clusterInstanceIDMismatch,
+                "\(resolved.endpoints.joined(separator: ",")) serve cluster \"\(status.cluster.name)\", not \"\(expected)\"")
+        }
+        if let expected = resolved.expectedID, expected != status.cluster.id {
+            throw ClusterError(
+                .clusterInstanceIDMismatch,
+                "\(resolved.endpoints.joined(separator: ",")) serve cluster id \(status.cluster.id), not \(expected)")
+        }
+        return Cluster(transport: transport, status: status)
+    } catch {
+        transport.invalidate()
+        throw error
+    }
+}

@@ -1,0 +1,165 @@
+import ClusDBModel
+import ClusDBStore
+import Foundation
+import Logging
+
+/// A node's durable state after recovery: the locked data directory, the quorum log, the hive
+/// caught up with the log, and the newest checkpoint.
+///
+/// Start-up follows `docs/ARCHITECTURE.md`, "Start-up": open the log (cutting a torn tail), find
+/// the newest valid checkpoint, use the live hive if it is at or past the checkpoint (else reload
+/// it from the checkpoint), then replay the log past the hive's applied index.
+final class NodeStorage {
+    let directory: DataDirectory
+    let identity: NodeIdentity
+    let log: QuorumLog
+    let hive: Hive
+    var checkpointIndex: UInt64
+    /// Index and term of the last entry in the log or, with an empty log, in the hive.
+    var lastIndex: UInt64
+    var lastTerm: UInt64
+
+    /// Most entries decoded and applied in one transaction during replay.
+    static let replayChunkEntries = 4_096
+
+    private init(directory: DataDirectory, identity: NodeIdentity, log: QuorumLog, hive: Hive, checkpointIndex: UInt64) {
+        self.directory = directory
+        self.identity = identity
+        self.log = log
+        self.hive = hive
+        self.checkpointIndex = checkpointIndex
+        let state = try? hive.state()
+        lastIndex = max(log.lastIndex ?? 0, state?.appliedIndex ?? 0)
+        lastTerm = log.lastIndex != nil ? log.lastTerm : (state?.appliedTerm ?? 0)
+    }
+
+    static func recover(_ configuration: NodeConfiguration, logger: Logger) throws(ClusterError) -> NodeStorage {
+        let directory = try DataDirectory(path: configuration.dataDirectory)
+        let identity = try loadIdentity(directory, configuration)
+        let (log, recovery) = try QuorumLog.open(directory: directory.logDirectory)
+        if let reason = recovery.reason {
+            logger.warning("quorum log: cut \(recovery.truncatedBytes) bytes off the tail", metadata: ["reason": "\(reason)"])
+        }
+        let (checkpoint, skipped) = try ClusterCheckpoints.newestValid(in: directory.quorumDirectory)
+        for problem in skipped { logger.warning("skipping a damaged cluster checkpoint", metadata: ["problem": "\(problem)"]) }
+        let checkpointIndex = checkpoint?.state.appliedIndex ?? 0
+        if let checkpoint, checkpoint.state.clusterID != identity.clusterID {
+            throw ClusterError(.clusterLogCorrupt, "checkpoint \(checkpoint.path) belongs to cluster \(checkpoint.state.clusterID), not \(identity.clusterID)")
+        }
+        if let first = log.firstIndex, first > checkpointIndex + 1 {
+            throw QuorumLogErrors.gap(first: first, checkpoint: checkpointIndex)
+        }
+        let hive = try openHive(directory, checkpoint: checkpoint, log: log, identity: identity, logger: logger)
+        let storage = NodeStorage(directory: directory, identity: identity, log: log, hive: hive, checkpointIndex: checkpointIndex)
+        try storage.replay(logger: logger)
+        return storage
+    }
+
+    private static func loadIdentity(_ directory: DataDirectory, _ configuration: NodeConfiguration) throws(ClusterError) -> NodeIdentity {
+        if var identity = try directory.readIdentity() {
+            if let name = configuration.clusterName, name != identity.clusterName {
+                throw ClusterError(
+                    .invalidParameter,
+                    "data directory \(directory.path) belongs to cluster \"\(identity.clusterName)\", not \"\(name)\"")
+            }
+            if identity.nodeName != configuration.nodeName {
+                identity.nodeName = configuration.nodeName
+                try directory.writeIdentity(identity)
+            }
+            return identity
+        }
+        let identity = NodeIdentity(
+            clusterName: configuration.clusterName ?? "local", clusterID: UUID().uuidString.lowercased(),
+            nodeName: configuration.nodeName, nodeID: UUID().uuidString.lowercased())
+        try directory.writeIdentity(identity)
+        return identity
+    }
+
+    /// Opens the live hive, or rebuilds it from the newest checkpoint when it is missing, damaged,
+    /// behind the checkpoint, or of another cluster.
+    private static func openHive(
+        _ directory: DataDirectory, checkpoint: ClusterCheckpoint?, log: QuorumLog, identity: NodeIdentity, logger: Logger
+    ) throws(ClusterError) -> Hive {
+        var reason: String?
+        if FileSystem.exists(directory.hivePath) {
+            do throws(ClusterError) {
+                let hive = try Hive.open(path: directory.hivePath)
+                let state = try hive.state()
+                if let checkpoint, state.appliedIndex < checkpoint.state.appliedIndex {
+                    reason = "the hive is at index \(state.appliedIndex), behind checkpoint \(checkpoint.state.appliedIndex)"
+                } else if !state.clusterID.isEmpty && state.clusterID != identity.clusterID {
+                    reason = "the hive belongs to cluster \(state.clusterID)"
+                } else {
+                    if state.clusterID.isEmpty {
+                        try hive.setIdentity(clusterName: identity.clusterName, clusterID: identity.clusterID)
+                    }
+                    return hive
+                }
+            } catch {
+                reason = "the hive does not open: \(error.message)"
+            }
+        } else {
+            reason = "there is no hive file"
+        }
+        let hivePath = directory.hivePath
+        for suffix in ["", "-wal", "-shm"] { try FileSystem.removeFile(hivePath + suffix) }
+        if let checkpoint {
+            logger.notice("loading the hive from a cluster checkpoint", metadata: ["checkpoint": "\(checkpoint.path)", "why": "\(reason ?? "")"])
+            try FileSystem.copyFile(checkpoint.path, to: hivePath + ".new")
+            try FileSystem.renameFile(hivePath + ".new", to: hivePath)
+        } else if let first = log.firstIndex, first > 1 {
+            throw ClusterError(.clusterLogCorrupt, "\(reason ?? "the hive is unusable") and no checkpoint covers the log before index \(first)")
+        } else {
+            try FileSystem.syncDirectory(directory.path)
+        }
+        let hive = try Hive.open(path: hivePath)
+        try hive.setIdentity(clusterName: identity.clusterName, clusterID: identity.clusterID)
+        return hive
+    }
+
+    /// Applies every log entry past the hive's applied index.
+    private func replay(logger: Logger) throws(ClusterError) {
+        let applied = try hive.state().appliedIndex
+        let last = log.lastIndex ?? applied
+        if applied > last {
+            throw ClusterError(
+                .clusterLogCorrupt, "the hive has applied index \(applied) but the quorum log ends at \(last): acknowledged entries are missing")
+        }
+        guard applied < last else { return }
+        var chunk: [Hive.Committed] = []
+        let hive = self.hive
+        func flush() throws(ClusterError) {
+            if chunk.isEmpty { return }
+            _ = try hive.apply(chunk)
+            chunk.removeAll(keepingCapacity: true)
+        }
+        try log.readEntries(from: applied + 1, through: last) { (entries) throws(ClusterError) in
+            for entry in entries {
+                chunk.append(try Self.committed(entry))
+                if chunk.count >= Self.replayChunkEntries { try flush() }
+            }
+        }
+        try flush()
+        logger.info("replayed the quorum log", metadata: ["from": "\(applied + 1)", "through": "\(last)"])
+    }
+
+    static func committed(_ entry: LogEntry) throws(ClusterError) -> Hive.Committed {
+        switch entry.kind {
+        case .noop:
+            return Hive.Committed(index: entry.index, term: entry.term, command: nil)
+        case .command:
+            do throws(ClusterError) {
+                return Hive.Committed(index: entry.index, term: entry.term, command: try HiveCommand(encoded: entry.payload))
+            } catch {
+                throw ClusterError(.clusterLogCorrupt, "log entry \(entry.index) passes its checksum but does not decode: \(error.message)")
+            }
+        }
+    }
+}
+
+/// Errors of quorum-log coverage.
+enum QuorumLogErrors {
+    static func gap(first: UInt64, checkpoint: UInt64) -> ClusterError {
+        ClusterError(.clusterLogCorrupt, "the quorum log starts at index \(first) but the newest checkpoint covers only up to \(checkpoint)")
+    }
+}

@@ -1,0 +1,161 @@
+import ClusDBModel
+import ClusDBNode
+import ClusDBStore
+import Foundation
+import Hummingbird
+
+/// The HTTP/JSON client API of `docs/HTTP_API.md`: every endpoint is `POST /v1/...` with a JSON
+/// body (key paths contain backslashes, which JSON carries without URL escaping), except
+/// `GET /v1/status`. Failures answer `{"error": {"code", "name", "message", "failedCommand"}}`.
+struct ClientAPI: Sendable {
+    let node: ClusterNode
+    let peerAddress: String
+
+    /// Registers every endpoint on `router`.
+    func register(on router: Router<BasicRequestContext>) {
+        let prefix = ClientProtocol.prefix
+        router.get("\(prefix)/status") { _, _ in json(status()) }
+        route(router, "registry/create-key") { (request: ClientProtocol.KeyRequest) in
+            let result = try await commit(.createKey(try KeyPath(request.key)))
+            return ClientProtocol.WriteResponse(index: result.index, created: result.outcome == .keyCreated)
+        }
+        route(router, "registry/set-value") { (request: ClientProtocol.SetValueRequest) in
+            let command = HiveCommand.setValue(
+                key: try KeyPath(request.key), name: request.name, value: request.value, createKey: request.createKey)
+            return ClientProtocol.WriteResponse(index: try await commit(command).index)
+        }
+        route(router, "registry/delete-value") { (request: ClientProtocol.ValueRequest) in
+            let command = HiveCommand.deleteValue(key: try KeyPath(request.key), name: request.name)
+            return ClientProtocol.WriteResponse(index: try await commit(command).index)
+        }
+        route(router, "registry/delete-key") { (request: ClientProtocol.DeleteKeyRequest) in
+            let command = HiveCommand.deleteKey(try KeyPath(request.key), recursive: request.recursive)
+            return ClientProtocol.WriteResponse(index: try await commit(command).index)
+        }
+        route(router, "registry/batch") { (request: ClientProtocol.BatchRequest) in
+            let root: KeyPath
+            do throws(ClusterError) {
+                root = try KeyPath(request.key)
+            } catch {
+                throw ClusterError(error.code, error.message, failedCommand: -1)
+            }
+            let command = HiveCommand.batch(root: root, commands: request.commands.map(\.command))
+            return ClientProtocol.WriteResponse(index: try await commit(command).index)
+        }
+        route(router, "registry/open-key") { (request: ClientProtocol.KeyRequest) in
+            try await node.hive.openKey(try KeyPath(request.key))
+            return ClientProtocol.WriteResponse(index: node.status.appliedIndex)
+        }
+        route(router, "registry/enum-key") { (request: ClientProtocol.KeyRequest) in
+            try await node.hive.listing(of: try KeyPath(request.key))
+        }
+        route(router, "registry/query-value") { (request: ClientProtocol.ValueRequest) in
+            try await node.hive.queryValue(key: try KeyPath(request.key), name: request.name)
+        }
+        router.post("\(prefix)/registry/export") { request, _ -> Response in
+            do {
+                let body: ClientProtocol.KeyRequest = try await decode(request)
+                let tree = try await node.hive.export(try KeyPath(body.key))
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: tree.jsonBytes())))
+            } catch {
+                return failure(error)
+            }
+        }
+    }
+
+    /// Registers `POST /v1/<path>` decoding `Request` and encoding the handler's result.
+    private func route<Request: Decodable, Answer: Encodable>(
+        _ router: Router<BasicRequestContext>, _ path: String,
+        _ handler: @escaping @Sendable (Request) async throws -> Answer
+    ) {
+        router.post("\(ClientProtocol.prefix)/\(path)") { request, _ -> Response in
+            do {
+                let body: Request = try await decode(request)
+                return json(try await handler(body))
+            } catch {
+                return failure(error)
+            }
+        }
+    }
+
+    /// Proposes a command; a failed outcome becomes the thrown error.
+    private func commit(_ command: HiveCommand) async throws(ClusterError) -> CommitResult {
+        let result = try await node.propose(command)
+        if case .failed(let error) = result.outcome { throw error }
+        return result
+    }
+
+    private func status() -> ClientProtocol.StatusResponse {
+        let status = node.status
+        let configuration = node.configuration
+        let identity = status.identity
+        let member = ClientProtocol.StatusResponse.Member(
+            name: identity.nodeName, clientAddr: configuration.clientAddress, peerAddr: configuration.peerAddress,
+            role: "leader", appliedIndex: status.appliedIndex, reachable: true)
+        return ClientProtocol.StatusResponse(
+            cluster: .init(name: identity.clusterName, id: identity.clusterID), quorumOwner: identity.nodeName,
+            term: status.term, commitIndex: status.commitIndex, members: [member], node: identity.nodeName,
+            restoreGeneration: identity.restoreGeneration, checkpointIndex: status.checkpointIndex,
+            quorumLogBytes: status.logBytes, version: ProductVersion.current)
+    }
+}
+
+/// Reads and decodes a JSON request body.
+private func decode<T: Decodable>(_ request: Request) async throws -> T {
+    let buffer = try await request.body.collect(upTo: Limits.requestBodyMaxBytes)
+    do {
+        return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+    } catch let error as ClusterError {
+        throw error
+    } catch let DecodingError.dataCorrupted(context) where context.underlyingError is ClusterError {
+        throw context.underlyingError as! ClusterError
+    } catch {
+        throw ClusterError(.invalidParameter, "the request body is not valid: \(describe(error))")
+    }
+}
+
+private func describe(_ error: any Error) -> String {
+    switch error {
+    case DecodingError.dataCorrupted(let context), DecodingError.keyNotFound(_, let context),
+        DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+        let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+        return path.isEmpty ? context.debugDescription : "\(context.debugDescription) (at \(path))"
+    default:
+        return "\(error)"
+    }
+}
+
+/// A 200 answer with `value` as JSON.
+private func json(_ value: some Encodable) -> Response {
+    do {
+        let data = try JSONEncoder().encode(value)
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    } catch {
+        return failure(ClusterError(.invalidData, "the answer could not be encoded: \(error)"))
+    }
+}
+
+/// The error answer, with an HTTP status that matches the Win32 code.
+private func failure(_ error: any Error) -> Response {
+    let clusterError: ClusterError
+    switch error {
+    case let error as ClusterError: clusterError = error
+    case let error as HTTPError where error.status == .contentTooLarge:
+        clusterError = ClusterError(.invalidParameter, "the request body is over \(Limits.requestBodyMaxBytes) bytes")
+    default: clusterError = ClusterError(.invalidData, "\(error)")
+    }
+    let status: HTTPResponse.Status
+    switch clusterError.code {
+    case .fileNotFound, .pathNotFound: status = .notFound
+    case .invalidParameter, .invalidFunction: status = .badRequest
+    case .accessDenied: status = .forbidden
+    case .busy, .clusterShuttingDown: status = .serviceUnavailable
+    default: status = .internalServerError
+    }
+    let data = (try? JSONEncoder().encode(ClientProtocol.ErrorResponse(clusterError))) ?? Data()
+    return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}

@@ -1,0 +1,82 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ClusDBModel
+import ClusDBNode
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The daemon: recovers the node, serves the client API, and shuts down gracefully on SIGTERM or
+/// SIGINT (in-flight requests finish, queued writes commit, files close).
+public enum ClusDBServer {
+    /// Runs until a shutdown signal.
+    /// - Parameter onReady: called once the client API listens, with the bound port.
+    /// - Throws: ``ClusterError``: `ERROR_SHARING_VIOLATION` for a data directory in use,
+    ///   `ERROR_ADDRESS_ALREADY_ASSOCIATED` for a taken port, recovery errors.
+    public static func run(
+        _ configuration: ServerConfiguration, logger: Logger, onReady: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws(ClusterError) {
+        let node = try ClusterNode(configuration: configuration.node, logger: logger)
+        defer { node.stop() }
+        let router = Router()
+        ClientAPI(node: node, peerAddress: configuration.node.peerAddress).register(on: router)
+        let app = Application(
+            router: router,
+            configuration: .init(
+                address: .hostname(configuration.clientHost, port: configuration.clientPort), serverName: "clusdb"),
+            onServerRunning: { channel in onReady(channel.localAddress?.port ?? configuration.clientPort) },
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: NodeService(node: node)), .init(service: app)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            throw mapped(error, configuration)
+        }
+    }
+
+    private static func mapped(_ error: any Error, _ configuration: ServerConfiguration) -> ClusterError {
+        if let error = error as? ClusterError { return error }
+        var current: any Error = error
+        // ServiceGroup wraps a failing service's error; look through it for the socket error.
+        for _ in 0..<4 {
+            if let io = current as? IOError {
+                if io.errnoCode == EADDRINUSE {
+                    return ClusterError(
+                        .addressAlreadyAssociated,
+                        "client address \(configuration.clientHost):\(configuration.clientPort) is already in use")
+                }
+                if io.errnoCode == EADDRNOTAVAIL {
+                    return ClusterError(.invalidParameter, "client address \(configuration.clientHost) is not an address of this machine")
+                }
+                if io.errnoCode == EACCES {
+                    return ClusterError(.accessDenied, "no permission to listen on port \(configuration.clientPort)")
+                }
+            }
+            let mirror = Mirror(reflecting: current)
+            guard let inner = mirror.children.lazy.compactMap({ $0.value as? any Error }).first else { break }
+            current = inner
+        }
+        let text = "\(error)"
+        if text.contains("Address already in use") {
+            return ClusterError(
+                .addressAlreadyAssociated, "client address \(configuration.clientHost):\(configuration.clientPort) is already in use")
+        }
+        return ClusterError(.invalidData, "the service stopped: \(text)")
+    }
+}
+
+/// Holds the node for the service group: on graceful shutdown it stops the node after the HTTP
+/// server (listed after it) has finished its requests.
+struct NodeService: Service {
+    let node: ClusterNode
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        node.stop()
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import ClusDBModel
+import ClusDBNode
+import ClusDBServer
+import Foundation
+import Logging
+
+/// `clusdb serve`: runs a node. With no flags: a single-node cluster "local", data in
+/// ./clusdb-data, clients on 127.0.0.1:7400.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run a ClusDB node (a single-node cluster \"local\" by default).")
+
+    @Option(name: .long, help: "This node's name.")
+    var name = "node1"
+
+    @Option(name: .customLong("cluster-name"), help: "The cluster's name for a new data directory (default: local); an existing one must match.")
+    var clusterName: String?
+
+    @Option(name: .customLong("data-dir"), help: "The data directory.")
+    var dataDir = "./clusdb-data"
+
+    @Option(name: .customLong("client-addr"), help: "HOST:PORT for the client API (port 0 picks a free port).")
+    var clientAddr = "127.0.0.1:7400"
+
+    @Option(name: .customLong("peer-addr"), help: "HOST:PORT for peer traffic.")
+    var peerAddr = "127.0.0.1:7401"
+
+    @Option(name: .customLong("initial-cluster"), help: "NODE=HOST:PEERPORT,... for a new multi-node cluster.")
+    var initialCluster: String?
+
+    func run() async throws {
+        let (host, port) = try ServerConfiguration.parseAddress(clientAddr)
+        _ = try ServerConfiguration.parseAddress(peerAddr)
+        try checkInitialCluster()
+        let level = ProcessInfo.processInfo.environment["CLUSDB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "clusdb")
+        let node = NodeConfiguration(
+            dataDirectory: dataDir, nodeName: name, clusterName: clusterName, clientAddress: clientAddr, peerAddress: peerAddr)
+        let configuration = ServerConfiguration(node: node, clientHost: host, clientPort: port)
+        let nodeName = name
+        try await ClusDBServer.run(configuration, logger: logger) { boundPort in
+            let line = "clusdb: node \"\(nodeName)\" serving clients on \(host):\(boundPort)\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
+        }
+    }
+
+    /// Multi-node clusters arrive with replication; until then only this node may be listed.
+    private func checkInitialCluster() throws(ClusterError) {
+        guard let initialCluster, !initialCluster.isEmpty else { return }
+        let members = initialCluster.split(separator: ",").map { $0.split(separator: "=", maxSplits: 1) }
+        for member in members where member.count != 2 {
+            throw ClusterError(.invalidParameter, "--initial-cluster takes NODE=HOST:PEERPORT,...")
+        }
+        if members.count > 1 || members.first.map({ String($0[0]) }) != name {
+            throw ClusterError(
+                .callNotImplemented, "this build runs single-node clusters only; --initial-cluster may list only this node (\(name))")
+        }
+    }
+}
