@@ -65,7 +65,9 @@ public enum LogRecord {
         guard length >= bodyPrefixSize, length <= bodyMaxSize else {
             return .invalid(reason: "record length \(length) is out of range")
         }
-        guard bytes.count - offset - headerSize >= length else { return .invalid(reason: "record cut short") }
+        // The padding is written with the record in one write, so a record without it was torn.
+        let framed = framedSize(payloadCount: length - bodyPrefixSize)
+        guard bytes.count - offset >= framed else { return .invalid(reason: "record cut short") }
         let body = UnsafeRawBufferPointer(rebasing: bytes[(offset + headerSize)..<(offset + headerSize + length)])
         guard CRC32C.checksum(body) == storedCRC else { return .invalid(reason: "record checksum mismatch") }
         let index = body.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
@@ -74,8 +76,7 @@ public enum LogRecord {
             return .invalid(reason: "record has an unknown kind or index 0")
         }
         let entry = LogEntry(index: index, term: term, kind: kind, payload: Array(body[bodyPrefixSize...]))
-        let next = offset + framedSize(payloadCount: length - bodyPrefixSize)
-        return .record(entry, next: min(next, bytes.count))
+        return .record(entry, next: offset + framed)
     }
 
     /// Reads only the index field of a record candidate at `offset` if its framing is plausible;
@@ -83,7 +84,7 @@ public enum LogRecord {
     public static func peekIndex(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64? {
         guard bytes.count - offset >= headerSize + bodyPrefixSize else { return nil }
         let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian)
-        guard length >= bodyPrefixSize, length <= bodyMaxSize, bytes.count - offset - headerSize >= length else {
+        guard length >= bodyPrefixSize, length <= bodyMaxSize, bytes.count - offset >= framedSize(payloadCount: length - bodyPrefixSize) else {
             return nil
         }
         return bytes.loadUnaligned(fromByteOffset: offset + headerSize, as: UInt64.self).littleEndian

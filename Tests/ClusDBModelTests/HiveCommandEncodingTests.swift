@@ -1,0 +1,91 @@
+import ClusDBModel
+import Testing
+
+@Suite("Command encoding")
+struct HiveCommandEncodingTests {
+    static func commands() throws -> [HiveCommand] {
+        [
+            .createKey(try KeyPath(#"Resources\A"#)),
+            .createKey(.root),
+            .setValue(key: try KeyPath("K"), name: "", value: .multiString(["x", "y"]), createKey: true),
+            .setValue(key: try KeyPath("K"), name: "n", value: .qword(.max), createKey: false),
+            .deleteValue(key: try KeyPath("K"), name: "n"),
+            .deleteKey(try KeyPath(#"a\b"#), recursive: true),
+            .batch(root: try KeyPath("R"), commands: [
+                .createKey(try KeyPath(#"x\y"#)), .setValue(name: "v", value: .binary([1, 2])), .deleteValue(name: "w"),
+                .deleteKey(try KeyPath("x")),
+            ]),
+            .batch(root: .root, commands: []),
+        ]
+    }
+
+    @Test("Every command round-trips through its encoding")
+    func roundTrip() throws {
+        for command in try Self.commands() {
+            #expect(try HiveCommand(encoded: command.encoded()) == command)
+        }
+    }
+
+    @Test("Every truncation of an encoding is refused with ERROR_INVALID_DATA")
+    func truncations() throws {
+        for command in try Self.commands() {
+            let bytes = command.encoded()
+            for length in 0..<bytes.count {
+                do {
+                    _ = try HiveCommand(encoded: Array(bytes.prefix(length)))
+                    Issue.record("a \(length)-byte prefix of \(command) decoded")
+                } catch {
+                    #expect(error.code == .invalidData)
+                }
+            }
+        }
+    }
+
+    @Test("Mutated encodings never crash: they decode to a valid command or fail with ERROR_INVALID_DATA")
+    func mutations() throws {
+        var random = SplitMix64(seed: 0xC1D5)
+        for command in try Self.commands() {
+            let bytes = command.encoded()
+            for _ in 0..<2_000 {
+                var mutated = bytes
+                for _ in 0..<(1 + Int(random.next() % 3)) {
+                    let position = Int(random.next() % UInt64(mutated.count))
+                    mutated[position] = UInt8(truncatingIfNeeded: random.next())
+                }
+                do {
+                    let decoded = try HiveCommand(encoded: mutated)
+                    try decoded.validate()
+                } catch {
+                    #expect(error.code == .invalidData)
+                }
+            }
+        }
+    }
+
+    @Test("Batch validation reports the failing command's index")
+    func batchValidation() throws {
+        let command = HiveCommand.batch(root: .root, commands: [
+            .setValue(name: "ok", value: .dword(1)), .setValue(name: "bad", value: .string("a\u{0}")),
+        ])
+        do {
+            try command.validate()
+            Issue.record("an invalid batch validated")
+        } catch {
+            #expect(error.code == .invalidParameter)
+            #expect(error.failedCommand == 1)
+        }
+    }
+}
+
+/// A seeded generator (SplitMix64) so mutation tests are reproducible.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
