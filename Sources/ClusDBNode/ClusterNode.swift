@@ -63,6 +63,7 @@ public final class ClusterNode: Sendable {
             checkpointIndex: storage.checkpointIndex, logFirstIndex: storage.log.firstIndex, logBytes: storage.log.totalBytes)
         shared = Mutex(Shared(status: status))
         loop = CommitLoop(storage: storage, term: max(identity.currentTerm, storage.lastTerm))
+        loop.setMaxLogBytes(try storage.hive.maxQuorumLogSize())
         let thread = Thread { [self] in runLoop() }
         thread.name = "clusdb-commit"
         thread.start()
@@ -124,6 +125,7 @@ public final class ClusterNode: Sendable {
         wake.signal()
         finished.wait()
         while shared.withLock({ $0.checkpointRunning }) { usleep(10_000) }
+        loop.storage.close()
         logger.info("node stopped")
     }
 
@@ -219,7 +221,7 @@ public final class ClusterNode: Sendable {
         loop.batchesSinceLimitRead += 1
         if logBytes > loop.maxLogBytes || loop.batchesSinceLimitRead >= CommitLoop.limitRereadBatches {
             loop.batchesSinceLimitRead = 0
-            loop.maxLogBytes = (try? hive.maxQuorumLogSize()) ?? Limits.maxQuorumLogSizeDefault
+            loop.setMaxLogBytes((try? hive.maxQuorumLogSize()) ?? Limits.maxQuorumLogSizeDefault)
         }
         guard logBytes > loop.maxLogBytes else { return }
         let start = shared.withLock { state -> Bool in
@@ -276,11 +278,21 @@ final class CommitLoop: @unchecked Sendable {
     let term: UInt64
     var maxLogBytes = Limits.maxQuorumLogSizeDefault
     var batchesSinceLimitRead = 0
-    /// Batches between re-reads of `Quorum\MaxQuorumLogSize` while the log is below it.
-    static let limitRereadBatches = 1_000
+    /// Batches between re-reads of `Quorum\MaxQuorumLogSize` (a point read; cheap at this rate).
+    static let limitRereadBatches = 64
+
+    /// Segments per `MaxQuorumLogSize`: the log is cut in quarters so that truncation behind a
+    /// checkpoint frees most of it.
+    static let segmentsPerMaxLogSize = 4
 
     init(storage: NodeStorage, term: UInt64) {
         self.storage = storage
         self.term = term
+    }
+
+    /// Records the configured log limit and sizes segments to a fraction of it.
+    func setMaxLogBytes(_ bytes: Int) {
+        maxLogBytes = bytes
+        storage.log.segmentTargetBytes = min(Limits.quorumLogSegmentTargetBytes, max(1, bytes / Self.segmentsPerMaxLogSize))
     }
 }

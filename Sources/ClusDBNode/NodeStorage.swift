@@ -33,6 +33,14 @@ final class NodeStorage {
         lastTerm = log.lastIndex != nil ? log.lastTerm : (state?.appliedTerm ?? 0)
     }
 
+    /// Closes the hive and the log and releases the data-directory lock. Nothing may use the
+    /// storage afterwards.
+    func close() {
+        log.close()
+        hive.close()
+        directory.unlock()
+    }
+
     static func recover(_ configuration: NodeConfiguration, logger: Logger) throws(ClusterError) -> NodeStorage {
         let directory = try DataDirectory(path: configuration.dataDirectory)
         let identity = try loadIdentity(directory, configuration)

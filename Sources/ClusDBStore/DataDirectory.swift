@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ClusDBModel
 import Foundation
+import Synchronization
 
 /// A node's data directory, locked for the lifetime of this value's owner.
 ///
@@ -17,6 +18,7 @@ public final class DataDirectory: Sendable {
     /// The directory.
     public let path: String
     private let lockDescriptor: Int32
+    private let unlocked = Mutex(false)
 
     /// The identity file.
     public var identityPath: String { FileSystem.join(path, "node.json") }
@@ -40,7 +42,15 @@ public final class DataDirectory: Sendable {
         lockDescriptor = try Self.lock(FileSystem.join(trimmed, "LOCK"))
     }
 
-    deinit {
+    deinit { unlock() }
+
+    /// Releases the lock now (idempotent); the directory must not be written afterwards.
+    public func unlock() {
+        let wasUnlocked = unlocked.withLock { value in
+            defer { value = true }
+            return value
+        }
+        if wasUnlocked { return }
         flock(lockDescriptor, LOCK_UN)
         close(lockDescriptor)
     }

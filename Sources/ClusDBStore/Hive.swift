@@ -61,6 +61,16 @@ public final class Hive: Sendable {
 
     private init(unchecked database: any DatabaseWriter) { self.database = database }
 
+    /// Closes the database connections (releasing the files); the hive must not be used after.
+    /// A connection still in use stays open until it is released.
+    public func close() {
+        if let pool = database as? DatabasePool {
+            try? pool.close()
+        } else if let queue = database as? DatabaseQueue {
+            try? queue.close()
+        }
+    }
+
     static func createSchema(_ db: Database) throws {
         try db.execute(
             sql: """

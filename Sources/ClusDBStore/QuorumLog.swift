@@ -54,7 +54,11 @@ public final class QuorumLog {
     /// The term of the last entry (0 when empty).
     public private(set) var lastTerm: UInt64
     private var active: SystemFile?
-    private let segmentTargetBytes: Int
+    /// A segment is closed and a new one started once it passes this size. The node keeps it
+    /// a fraction of `MaxQuorumLogSize`, so truncation behind a checkpoint can drop whole segments.
+    public var segmentTargetBytes: Int {
+        didSet { precondition(segmentTargetBytes > 0, "segments need a positive target size") }
+    }
 
     private init(directory: String, segments: [Segment], lastTerm: UInt64, segmentTargetBytes: Int) {
         self.directory = directory
@@ -301,6 +305,9 @@ public final class QuorumLog {
             try body(batch)
         }
     }
+
+    /// Closes the active segment; the log must not be used afterwards.
+    public func close() { active = nil }
 
     // MARK: Truncation
 

@@ -1,0 +1,218 @@
+import ClusDBModel
+import ClusDBNode
+import ClusDBStore
+import Foundation
+import Logging
+import Testing
+
+@Suite("Cluster node: write path, restart, checkpoints")
+struct ClusterNodeTests {
+    static func configuration(_ dir: TemporaryDirectory, cluster: String? = nil) -> NodeConfiguration {
+        NodeConfiguration(
+            dataDirectory: dir.file("data"), nodeName: "n1", clusterName: cluster, clientAddress: "127.0.0.1:0",
+            peerAddress: "127.0.0.1:0")
+    }
+
+    static let logger: Logger = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    static func set(_ node: ClusterNode, _ key: String, _ name: String, _ value: RegistryValue) async throws -> CommitResult {
+        try await node.propose(.setValue(key: try KeyPath(key), name: name, value: value, createKey: true))
+    }
+
+    static func startError(_ configuration: NodeConfiguration) -> ClusterError? {
+        do {
+            let node = try ClusterNode(configuration: configuration, logger: logger)
+            node.stop()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("Writes are applied before they are answered and survive a restart")
+    func restart() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let exported: [UInt8]
+        do {
+            let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+            let result = try await Self.set(node, #"A\B"#, "v", .string("one"))
+            #expect(result.index == 1 && result.outcome == .done)
+            #expect(try await node.hive.queryValue(key: try KeyPath(#"A\B"#), name: "v") == .string("one"))
+            let failed = try await node.propose(.deleteKey(try KeyPath("A"), recursive: false))
+            #expect(failed.outcome == .failed(ClusterError(.accessDenied, "key \"A\" has subkeys; delete them first or delete recursively")))
+            exported = try await node.hive.export(.root).jsonBytes()
+            node.stop()
+        }
+        let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+        defer { node.stop() }
+        #expect(try await node.hive.export(.root).jsonBytes() == exported)
+        #expect(node.status.commitIndex == 2)
+        #expect(try await Self.set(node, "C", "w", .dword(1)).index == 3)
+    }
+
+    @Test("Invalid input is refused before anything is logged")
+    func invalidInput() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+        defer { node.stop() }
+        await #expect(throws: ClusterError.self) {
+            try await node.propose(.setValue(key: .root, name: "bad\u{0}", value: .dword(1), createKey: false))
+        }
+        #expect(node.status.commitIndex == 0)
+    }
+
+    @Test("Concurrent writers share fsyncs and every write gets its own index")
+    func concurrentWriters() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+        defer { node.stop() }
+        let indexes = try await withThrowingTaskGroup(of: UInt64.self) { group in
+            for writer in 0..<200 {
+                group.addTask { try await Self.set(node, #"W\\#(writer % 10)"#, "v\(writer)", .dword(UInt32(writer))).index }
+            }
+            return try await group.reduce(into: [UInt64]()) { $0.append($1) }
+        }
+        #expect(Set(indexes) == Set(1...200))
+        let counts = try await node.hive.counts()
+        #expect(counts.values == 200)
+    }
+
+    @Test("A second node on the same data directory fails with ERROR_SHARING_VIOLATION")
+    func lock() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+        defer { node.stop() }
+        #expect(Self.startError(Self.configuration(dir))?.code == .sharingViolation)
+    }
+
+    @Test("A data directory of another cluster name is refused")
+    func clusterName() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try ClusterNode(configuration: Self.configuration(dir, cluster: "alpha"), logger: Self.logger).stop()
+        #expect(Self.startError(Self.configuration(dir, cluster: "beta"))?.code == .invalidParameter)
+        #expect(Self.startError(Self.configuration(dir, cluster: "alpha")) == nil)
+        #expect(Self.startError(Self.configuration(dir, cluster: nil)) == nil)
+    }
+
+    @Test("Past MaxQuorumLogSize a checkpoint is written and the log truncated; restart and lost hives recover")
+    func checkpointAndTruncation() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let data = DataLayout(root: dir.file("data"))
+        let exported: [UInt8]
+        do {
+            let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+            _ = try await Self.set(node, "Quorum", "MaxQuorumLogSize", .dword(UInt32(Limits.maxQuorumLogSizeMin)))
+            let payload = String(repeating: "x", count: 1_000)
+            for round in 0..<400 {
+                _ = try await Self.set(node, #"Data\\#(round % 7)"#, "v\(round)", .string(payload))
+            }
+            for _ in 0..<200 where node.status.checkpointIndex == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            // One more write lets the commit loop drop the covered segments.
+            _ = try await Self.set(node, "Data", "last", .dword(1))
+            #expect(node.status.checkpointIndex > 0)
+            #expect((node.status.logFirstIndex ?? 0) > 1)
+            exported = try await node.hive.export(.root).jsonBytes()
+            node.stop()
+        }
+        #expect(try !ClusterCheckpoints.list(in: data.quorum).isEmpty)
+        // Restart from the live hive.
+        do {
+            let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+            #expect(try await node.hive.export(.root).jsonBytes() == exported)
+            node.stop()
+        }
+        // Lose the hive entirely: checkpoint + log rebuild it.
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: data.hive + suffix) }
+        do {
+            let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+            #expect(try await node.hive.export(.root).jsonBytes() == exported)
+            node.stop()
+        }
+        // Damage the hive file: rebuilt the same way.
+        try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: data.hive))
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: data.hive + suffix) }
+        let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+        defer { node.stop() }
+        #expect(try await node.hive.export(.root).jsonBytes() == exported)
+    }
+
+    @Test("A damaged log before its tail stops the node with ERROR_CLUSTERLOG_CORRUPT and changes nothing")
+    func corruptLog() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+            for round in 0..<5 { _ = try await Self.set(node, "K", "v\(round)", .dword(UInt32(round))) }
+            node.stop()
+        }
+        let data = DataLayout(root: dir.file("data"))
+        let segment = try data.segments()[0]
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        bytes[QuorumLog.segmentHeaderSize + 20] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+        let hiveBefore = try Data(contentsOf: URL(fileURLWithPath: data.hive))
+        #expect(Self.startError(Self.configuration(dir))?.code == .clusterLogCorrupt)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: segment)) == Data(bytes))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: data.hive)) == hiveBefore)
+    }
+
+    @Test("A log that lost entries the hive applied is refused, not silently accepted")
+    func logBehindHive() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+            for round in 0..<3 { _ = try await Self.set(node, "K", "v\(round)", .dword(UInt32(round))) }
+            node.stop()
+        }
+        let data = DataLayout(root: dir.file("data"))
+        let segment = try data.segments()[0]
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        try Data(bytes.dropLast(3)).write(to: URL(fileURLWithPath: segment))
+        #expect(Self.startError(Self.configuration(dir))?.code == .clusterLogCorrupt)
+    }
+
+    @Test("A torn tail that was never applied is cut and the node starts")
+    func tornTailNeverApplied() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+            _ = try await Self.set(node, "K", "v", .dword(1))
+            node.stop()
+        }
+        let data = DataLayout(root: dir.file("data"))
+        let segment = try data.segments()[0]
+        // Half a record after the last one: what a crash during a group write leaves.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        var record: [UInt8] = []
+        LogRecord.append(LogEntry(index: 2, term: 1, kind: .noop, payload: Array(repeating: 1, count: 50)), to: &record)
+        bytes += record.prefix(30)
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+        let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+        defer { node.stop() }
+        #expect(node.status.commitIndex == 1)
+        #expect(try await Self.set(node, "K", "w", .dword(2)).index == 2)
+    }
+}
+
+/// Paths inside a data directory, as `DataDirectory` lays them out.
+struct DataLayout {
+    let root: String
+    var hive: String { root + "/hive.sqlite" }
+    var quorum: String { root + "/quorum" }
+    var log: String { root + "/quorum/log" }
+    func segments() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: log).filter { $0.hasSuffix(".seg") }.sorted().map { log + "/" + $0 }
+    }
+}
