@@ -36,11 +36,11 @@ public struct RegistryBatch: Sendable {
         commands.append(.deleteValue(name: name))
     }
 
-    /// A batch that merges `tree` below `root`: for each key (parents first) a `createKey`
-    /// followed by its values.
+    /// A batch that merges `tree` into the key at `target` (created when missing): for each key
+    /// (parents first) a `createKey` followed by its values. The batch's root is the hive root.
     /// - Throws: `ERROR_INVALID_PARAMETER` for a key name or depth the hive refuses.
-    public init(importing tree: ExportedKey, at root: String = "") throws(ClusterError) {
-        self.root = root
+    public init(importing tree: ExportedKey, at target: String = "") throws(ClusterError) {
+        self.root = ""
         var commands: [BatchCommand] = []
         func add(_ key: ExportedKey, path: [String]) throws(ClusterError) {
             commands.append(.createKey(try KeyPath(components: path)))
@@ -51,7 +51,7 @@ public struct RegistryBatch: Sendable {
                 try add(child, path: path + [name])
             }
         }
-        try add(tree, path: [])
+        try add(tree, path: try KeyPath(target).components)
         self.commands = commands
     }
 }
