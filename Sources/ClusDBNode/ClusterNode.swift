@@ -7,10 +7,13 @@ import Synchronization
 
 /// A running cluster node: the write path and the hive it serves reads from.
 ///
-/// Writes follow propose → append + fsync → commit → apply → answer. Proposals from any task are
-/// queued; one commit thread takes everything queued (up to ``Limits/groupCommitEntriesMax``),
-/// appends it to the quorum log with one write and one fdatasync (group commit), marks it
-/// committed, applies it to the hive in one transaction, and only then resumes the proposers.
+/// Writes follow propose → append + fsync → commit → apply → answer, with group commit in the
+/// leader/follower form (as LevelDB's writer queue): the proposer that finds no commit in
+/// progress becomes the *leader* and does the I/O on its own thread — it takes everything queued
+/// behind it (up to ``Limits/groupCommitEntriesMax``), appends it with one write and one
+/// fdatasync, marks it committed, applies it to the hive in one transaction, answers the
+/// followers, and hands leadership to the first proposer that queued meanwhile. An uncontended
+/// write therefore crosses no thread; 64 concurrent writers share one fsync per group.
 ///
 /// With one member the durable append on the only member is the commit; the replication issue
 /// puts the Raft replica between append and commit without changing this interface.
@@ -23,28 +26,47 @@ public final class ClusterNode: Sendable {
     /// The node's configuration.
     public let configuration: NodeConfiguration
     private let shared: Mutex<Shared>
-    private let wake = DispatchSemaphore(value: 0)
-    private let finished = DispatchSemaphore(value: 0)
     private let loop: CommitLoop
     private let logger: Logger
+
+    /// What a queued proposer is told when it resumes.
+    enum Turn {
+        /// A leader committed the proposal: here is its result.
+        case done(Result<CommitResult, ClusterError>)
+        /// Leadership passed to this proposer: it commits its own proposal and those queued behind it.
+        case lead
+    }
 
     struct Proposal {
         var command: HiveCommand
         var payload: [UInt8]
-        var continuation: CheckedContinuation<CommitResult, any Error>
+        /// nil for the leader's own proposal, which it answers by returning.
+        var continuation: CheckedContinuation<Turn, Never>?
     }
 
     struct Shared {
         var pending: [Proposal] = []
+        /// True while some thread holds leadership: only that thread touches ``CommitLoop``.
+        var leading = false
         var stopping = false
-        var stopped = false
         var failure: ClusterError?
         var status: NodeStatus
         var checkpointRunning = false
         var truncateThrough: UInt64?
     }
 
-    /// Recovers the data directory and starts the commit thread.
+    private enum Admission {
+        /// Nobody leads: this proposer leads.
+        case lead
+        /// Someone leads: the proposer must queue (answered only on the fast path).
+        case mustQueue
+        /// Queued behind the leader.
+        case queued
+        /// Not accepted.
+        case refused(ClusterError)
+    }
+
+    /// Recovers the data directory and makes the node ready for writes.
     /// - Throws: `ERROR_SHARING_VIOLATION` for a data directory in use, `ERROR_CLUSTERLOG_CORRUPT`
     ///   for a damaged log, I/O errors.
     public init(configuration: NodeConfiguration, logger: Logger) throws(ClusterError) {
@@ -64,9 +86,6 @@ public final class ClusterNode: Sendable {
         shared = Mutex(Shared(status: status))
         loop = CommitLoop(storage: storage, term: max(identity.currentTerm, storage.lastTerm))
         loop.setMaxLogBytes(try storage.hive.maxQuorumLogSize())
-        let thread = Thread { [self] in runLoop() }
-        thread.name = "clusdb-commit"
-        thread.start()
         logger.info(
             "node ready",
             metadata: ["cluster": "\(identity.clusterName)", "node": "\(identity.nodeName)", "index": "\(storage.lastIndex)"])
@@ -81,6 +100,8 @@ public final class ClusterNode: Sendable {
     ///   `ERROR_FILE_NOT_FOUND` is an outcome, committed like any other).
     /// - Throws: `ERROR_INVALID_PARAMETER` for invalid input (nothing is logged), `ERROR_BUSY` when
     ///   the queue is full, `ERROR_CLUSTER_SHUTTING_DOWN` while stopping, I/O errors.
+    /// - Important: the leader does blocking file I/O (write, fdatasync, SQLite) on the calling
+    ///   thread; at most one proposer leads at a time.
     public func propose(_ command: HiveCommand) async throws(ClusterError) -> CommitResult {
         try command.validate()
         let payload = command.encoded()
@@ -90,77 +111,101 @@ public final class ClusterNode: Sendable {
                 "the change encodes to \(payload.count) bytes; the limit is \(Limits.commandEncodedMaxBytes)",
                 failedCommand: command.isBatch ? -1 : nil)
         }
-        do {
-            return try await withCheckedThrowingContinuation { continuation in
-                let proposal = Proposal(command: command, payload: payload, continuation: continuation)
-                let (refusal, wasEmpty): (ClusterError?, Bool) = shared.withLock { state in
-                    if state.stopping { return (ClusterError(.clusterShuttingDown, "the node is stopping"), false) }
-                    if let failure = state.failure { return (failure, false) }
-                    if state.pending.count >= Limits.pendingProposalsMax {
-                        return (ClusterError(.busy, "\(Limits.pendingProposalsMax) writes are already waiting; retry"), false)
-                    }
-                    state.pending.append(proposal)
-                    return (nil, state.pending.count == 1)
-                }
-                if let refusal {
-                    continuation.resume(throwing: refusal)
-                } else if wasEmpty {
-                    wake.signal()
+        let mine = Proposal(command: command, payload: payload, continuation: nil)
+        // Fast path: nobody leads, so this proposer leads without suspending.
+        var admission = shared.withLock { state in admit(&state, queueing: nil) }
+        if case .mustQueue = admission {
+            let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
+                var queued = mine
+                queued.continuation = continuation
+                let decision = shared.withLock { state in admit(&state, queueing: queued) }
+                switch decision {
+                case .lead: continuation.resume(returning: .lead)
+                case .refused(let error): continuation.resume(returning: .done(.failure(error)))
+                case .queued: break
+                case .mustQueue: preconditionFailure("admission with a continuation queues or refuses")
                 }
             }
-        } catch let error as ClusterError {
-            throw error
-        } catch {
-            throw ClusterError(.invalidData, "\(error)")
+            switch turn {
+            case .done(let result): return try result.get()
+            case .lead: admission = .lead
+            }
+        }
+        switch admission {
+        case .lead: return try lead(mine).get()
+        case .refused(let error): throw error
+        case .queued, .mustQueue: preconditionFailure("a queued proposer resumes as leader or with its result")
         }
     }
 
-    /// Stops accepting writes, finishes the ones already queued, and waits for the commit thread.
+    /// Decides under the lock: lead, queue (when `proposal` carries a continuation), or refuse.
+    private func admit(_ state: inout Shared, queueing proposal: Proposal?) -> Admission {
+        if state.stopping { return .refused(ClusterError(.clusterShuttingDown, "the node is stopping")) }
+        if let failure = state.failure { return .refused(failure) }
+        if !state.leading && state.pending.isEmpty {
+            state.leading = true
+            return .lead
+        }
+        guard let proposal else { return .mustQueue }
+        if state.pending.count >= Limits.pendingProposalsMax {
+            return .refused(ClusterError(.busy, "\(Limits.pendingProposalsMax) writes are already waiting; retry"))
+        }
+        state.pending.append(proposal)
+        return .queued
+    }
+
+    /// Stops accepting writes, lets the queued ones commit, and closes the storage.
     public func stop() {
         let alreadyStopping = shared.withLock { state in
             defer { state.stopping = true }
             return state.stopping
         }
         if alreadyStopping { return }
-        wake.signal()
-        finished.wait()
-        while shared.withLock({ $0.checkpointRunning }) { usleep(10_000) }
+        while shared.withLock({ $0.leading || !$0.pending.isEmpty || $0.checkpointRunning }) { usleep(1_000) }
         loop.storage.close()
         logger.info("node stopped")
     }
 
-    // MARK: The commit thread
+    // MARK: Leading a group commit
 
-    private func runLoop() {
-        while true {
-            wake.wait()
-            while true {
-                let (batch, stopping, truncate) = shared.withLock { state -> ([Proposal], Bool, UInt64?) in
-                    let batch = Self.takeBatch(from: &state.pending)
-                    let truncate = state.truncateThrough
-                    state.truncateThrough = nil
-                    return (batch, state.stopping, truncate)
-                }
-                if let truncate { removeLog(through: truncate) }
-                if batch.isEmpty {
-                    if stopping {
-                        shared.withLock { $0.stopped = true }
-                        finished.signal()
-                        return
-                    }
-                    break
-                }
-                process(batch)
-            }
+    /// Commits `mine` and everything queued behind it, answers the followers, hands leadership on.
+    private func lead(_ mine: Proposal) -> Result<CommitResult, ClusterError> {
+        let (queued, truncate) = shared.withLock { state -> ([Proposal], UInt64?) in
+            precondition(state.leading, "only the leader commits")
+            let truncate = state.truncateThrough
+            state.truncateThrough = nil
+            return (Self.takeBatch(from: &state.pending, reserving: mine.payload.count), truncate)
         }
+        if let truncate { removeLog(through: truncate) }
+        let batch = [mine] + queued
+        let results = process(batch)
+        precondition(results.count == batch.count, "one result per proposal")
+        for (proposal, result) in zip(batch.dropFirst(), results.dropFirst()) {
+            proposal.continuation?.resume(returning: .done(result))
+        }
+        handOver()
+        return results[0]
     }
 
-    private static func takeBatch(from pending: inout [Proposal]) -> [Proposal] {
+    /// Passes leadership to the first queued proposer, or releases it.
+    private func handOver() {
+        let next = shared.withLock { state -> Proposal? in
+            precondition(state.leading, "only the leader hands over")
+            if state.pending.isEmpty {
+                state.leading = false
+                return nil
+            }
+            return state.pending.removeFirst()
+        }
+        next?.continuation?.resume(returning: .lead)
+    }
+
+    private static func takeBatch(from pending: inout [Proposal], reserving reserved: Int) -> [Proposal] {
         var count = 0
-        var bytes = 0
-        while count < pending.count && count < Limits.groupCommitEntriesMax {
+        var bytes = reserved
+        while count < pending.count && count + 1 < Limits.groupCommitEntriesMax {
             let size = pending[count].payload.count
-            if count > 0 && bytes + size > Limits.groupCommitBytesMax { break }
+            if bytes + size > Limits.groupCommitBytesMax { break }
             bytes += size
             count += 1
         }
@@ -169,7 +214,7 @@ public final class ClusterNode: Sendable {
         return batch
     }
 
-    private func process(_ batch: [Proposal]) {
+    private func process(_ batch: [Proposal]) -> [Result<CommitResult, ClusterError>] {
         let first = loop.storage.lastIndex + 1
         let entries = batch.enumerated().map { offset, proposal in
             LogEntry(index: first + UInt64(offset), term: loop.term, kind: .command, payload: proposal.payload)
@@ -178,8 +223,7 @@ public final class ClusterNode: Sendable {
             try loop.storage.log.append(entries)
         } catch {
             logger.error("quorum log append failed", metadata: ["error": "\(error)"])
-            for proposal in batch { proposal.continuation.resume(throwing: error) }
-            return
+            return batch.map { _ in .failure(error) }
         }
         let last = first + UInt64(batch.count - 1)
         loop.storage.lastIndex = last
@@ -197,8 +241,7 @@ public final class ClusterNode: Sendable {
                 error.code, "entries \(first)...\(last) are committed but the hive could not apply them (\(error.message)); restart the node")
             logger.critical("hive apply failed; refusing further writes", metadata: ["error": "\(failure)"])
             shared.withLock { $0.failure = failure }
-            for proposal in batch { proposal.continuation.resume(throwing: failure) }
-            return
+            return batch.map { _ in .failure(failure) }
         }
         precondition(outcomes.count == batch.count, "one outcome per committed command")
         let logBytes = loop.storage.log.totalBytes
@@ -208,10 +251,10 @@ public final class ClusterNode: Sendable {
             $0.status.logBytes = logBytes
             $0.status.logFirstIndex = logFirst
         }
-        for (offset, proposal) in batch.enumerated() {
-            proposal.continuation.resume(returning: CommitResult(index: first + UInt64(offset), outcome: outcomes[offset]))
-        }
         maybeStartCheckpoint(logBytes: logBytes)
+        return outcomes.enumerated().map { offset, outcome in
+            .success(CommitResult(index: first + UInt64(offset), outcome: outcome))
+        }
     }
 
     // MARK: Checkpoints and log truncation
@@ -237,12 +280,21 @@ public final class ClusterNode: Sendable {
                 let checkpoint = try ClusterCheckpoints.write(from: hive, to: quorumDirectory)
                 try ClusterCheckpoints.prune(in: quorumDirectory)
                 logger.info("wrote a cluster checkpoint", metadata: ["path": "\(checkpoint.path)", "index": "\(checkpoint.state.appliedIndex)"])
-                shared.withLock {
-                    $0.truncateThrough = checkpoint.state.appliedIndex
-                    $0.status.checkpointIndex = checkpoint.state.appliedIndex
-                    $0.checkpointRunning = false
+                // Truncate now if nobody leads; otherwise the next leader does it.
+                let leadNow = shared.withLock { state -> Bool in
+                    state.status.checkpointIndex = checkpoint.state.appliedIndex
+                    if state.leading || state.stopping {
+                        state.truncateThrough = checkpoint.state.appliedIndex
+                        return false
+                    }
+                    state.leading = true
+                    return true
                 }
-                wake.signal()
+                if leadNow {
+                    removeLog(through: checkpoint.state.appliedIndex)
+                    handOver()
+                }
+                shared.withLock { $0.checkpointRunning = false }
             } catch {
                 logger.error("cluster checkpoint failed; the log keeps growing", metadata: ["error": "\(error)"])
                 shared.withLock { $0.checkpointRunning = false }
@@ -269,10 +321,11 @@ public final class ClusterNode: Sendable {
     }
 }
 
-/// State owned by the commit thread alone: the log, the storage positions and the term.
+/// State only the current leader touches: the log, the storage positions and the term.
 ///
-/// `@unchecked Sendable` because it crosses into the commit thread once, at start, and is touched
-/// by no other thread afterwards (the checkpoint thread reads only the hive and the directory).
+/// `@unchecked Sendable` because exclusive access is guaranteed by the `leading` flag under the
+/// node's mutex (acquiring and releasing it orders every leader's accesses after the previous
+/// one's), not by the type system. The checkpoint thread reads only the hive and the directory.
 final class CommitLoop: @unchecked Sendable {
     let storage: NodeStorage
     let term: UInt64
