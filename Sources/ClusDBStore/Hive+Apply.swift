@@ -41,17 +41,7 @@ extension Hive {
                         outcomes.append(.done)
                         continue
                     }
-                    var outcome = CommandOutcome.done
-                    try db.inSavepoint {
-                        do {
-                            outcome = try Self.execute(command, in: db)
-                            return .commit
-                        } catch let error as ClusterError {
-                            outcome = .failed(error)
-                            return .rollback
-                        }
-                    }
-                    outcomes.append(outcome)
+                    outcomes.append(try Self.applyOne(command, in: db))
                 }
                 try db.execute(
                     sql: "UPDATE hive_state SET applied_index = ?, applied_term = ? WHERE id = 1",
@@ -59,6 +49,33 @@ extension Hive {
                 return outcomes
             }
         }
+    }
+
+    /// Applies one command so that a failure changes nothing.
+    ///
+    /// A batch can fail after some of its commands changed rows, so it runs inside a savepoint
+    /// that is rolled back on failure. Every other command checks everything that can fail before
+    /// it changes a row, so it needs no savepoint (which costs two statements per command on the
+    /// hottest path). SQLite errors propagate and abort the whole transaction.
+    static func applyOne(_ command: HiveCommand, in db: Database) throws -> CommandOutcome {
+        guard command.isBatch else {
+            do {
+                return try execute(command, in: db)
+            } catch let error as ClusterError {
+                return .failed(error)
+            }
+        }
+        var outcome = CommandOutcome.done
+        try db.inSavepoint {
+            do {
+                outcome = try execute(command, in: db)
+                return .commit
+            } catch let error as ClusterError {
+                outcome = .failed(error)
+                return .rollback
+            }
+        }
+        return outcome
     }
 
     /// Sets the cluster identity recorded in the hive (at bootstrap and restore).

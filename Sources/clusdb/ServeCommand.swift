@@ -34,11 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
         _ = try ServerConfiguration.parseAddress(peerAddr)
         try checkInitialCluster()
         let level = ProcessInfo.processInfo.environment["CLUSDB_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: level) }
         let logger = Logger(label: "clusdb")
         let node = NodeConfiguration(
             dataDirectory: dataDir, nodeName: name, clusterName: clusterName, clientAddress: clientAddr, peerAddress: peerAddr)
