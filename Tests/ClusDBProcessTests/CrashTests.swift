@@ -56,8 +56,15 @@ struct CrashTests {
                     return ends
                 }
             }
+            // Kill mid-load: once this cycle has some acknowledged writes, after a seeded delay.
+            let before = ledger.state.withLock { $0.values.reduce(0) { $0 + $1.acknowledged.count } }
+            for _ in 0..<600 {
+                let now = ledger.state.withLock { $0.values.reduce(0) { $0 + $1.acknowledged.count } }
+                if now >= before + Self.writers { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
             random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            let delay = 300 + Int(random >> 33) % 700
+            let delay = Int(random >> 33) % 700
             try await Task.sleep(for: .milliseconds(delay))
             server.stop(signal: SIGKILL)
             _ = await load.value
