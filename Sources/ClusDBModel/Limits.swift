@@ -29,6 +29,10 @@ public enum Limits {
     public static let maxQuorumLogSizeDefault = 4 << 20
     /// Smallest `Quorum\MaxQuorumLogSize` honoured; smaller settings are raised to it.
     public static let maxQuorumLogSizeMin = 64 << 10
+    /// A new cluster checkpoint waits until the log holds at least 1/N of the previous checkpoint's
+    /// size (as well as `MaxQuorumLogSize`), so copying the hive costs at most N bytes per logged
+    /// byte. Only hives far larger than `MaxQuorumLogSize` are affected.
+    public static let checkpointImageBytesPerLogByte = 2
     /// Cluster checkpoints kept in the quorum directory (the newest and the one before it).
     public static let clusterCheckpointsKept = 2
 }

@@ -7,13 +7,19 @@ import Synchronization
 
 /// A running cluster node: the write path and the hive it serves reads from.
 ///
-/// Writes follow propose → append + fsync → commit → apply → answer, with group commit in the
-/// leader/follower form (as LevelDB's writer queue): the proposer that finds no commit in
-/// progress becomes the *leader* and does the I/O on its own thread — it takes everything queued
-/// behind it (up to ``Limits/groupCommitEntriesMax``), appends it with one write and one
-/// fdatasync, marks it committed, applies it to the hive in one transaction, answers the
-/// followers, and hands leadership to the first proposer that queued meanwhile. An uncontended
-/// write therefore crosses no thread; 64 concurrent writers share one fsync per group.
+/// Writes follow propose → append + fsync → commit → apply → answer, with group commit, in two
+/// stages that each have one owner at a time:
+///
+/// - The **log stage** (the *leader*) takes everything queued (up to
+///   ``Limits/groupCommitEntriesMax``), appends it with one write and one fdatasync, and marks
+///   it committed.
+/// - The **apply stage** applies committed groups to the hive, in index order, one transaction
+///   per group, and answers the proposers.
+///
+/// Who does the work: a proposer that finds the node idle runs both stages for its own write on
+/// its own thread, so an uncontended write crosses no thread. When writes queue up, the commit
+/// thread takes the log stage and keeps it, group after group, while the apply thread applies the
+/// previous group: the fsync of one group overlaps the SQLite work of the one before.
 ///
 /// With one member the durable append on the only member is the commit; the replication issue
 /// puts the Raft replica between append and commit without changing this interface.
@@ -25,45 +31,49 @@ public final class ClusterNode: Sendable {
     public let identity: NodeIdentity
     /// The node's configuration.
     public let configuration: NodeConfiguration
-    private let shared: Mutex<Shared>
-    private let loop: CommitLoop
-    private let logger: Logger
+    let shared: Mutex<Shared>
+    let loop: CommitLoop
+    /// Wakes the commit thread when the log stage passes to it (or it must exit).
+    let commitWake = DispatchSemaphore(value: 0)
+    /// Wakes the apply thread when a committed group waits for it (or it must exit).
+    let applyWake = DispatchSemaphore(value: 0)
+    /// Signalled by each of the two threads when it exits.
+    let threadFinished = DispatchSemaphore(value: 0)
+    let logger: Logger
 
-    /// What a queued proposer is told when it resumes.
-    enum Turn {
-        /// A leader committed the proposal: here is its result.
-        case done(Result<CommitResult, ClusterError>)
-        /// Leadership passed to this proposer: it commits its own proposal and those queued behind it.
-        case lead
-    }
-
+    /// A proposal waiting for its result.
     struct Proposal {
         var command: HiveCommand
         var payload: [UInt8]
-        /// nil for the leader's own proposal, which it answers by returning.
-        var continuation: CheckedContinuation<Turn, Never>?
+        /// nil for an inline leader's own proposal, which it answers by returning.
+        var continuation: CheckedContinuation<Result<CommitResult, ClusterError>, Never>?
+    }
+
+    /// A group that is committed (durable) and waits for the apply stage.
+    struct CommittedGroup {
+        var proposals: [Proposal]
+        var firstIndex: UInt64
     }
 
     struct Shared {
         var pending: [Proposal] = []
-        /// True while some thread holds leadership: only that thread touches ``CommitLoop``.
+        /// True while some thread holds the log stage: only it touches ``CommitLoop``.
         var leading = false
+        /// Set when the log stage passed to the commit thread.
+        var commitThreadLeads = false
+        /// Committed groups the apply thread has not applied yet, oldest first.
+        var committed: [CommittedGroup] = []
+        /// True while the apply thread works through ``committed``.
+        var applying = false
+        /// Tells both threads to exit (after stop).
+        var threadsExit = false
         var stopping = false
         var failure: ClusterError?
         var status: NodeStatus
         var checkpointRunning = false
         var truncateThrough: UInt64?
-    }
-
-    private enum Admission {
-        /// Nobody leads: this proposer leads.
-        case lead
-        /// Someone leads: the proposer must queue (answered only on the fast path).
-        case mustQueue
-        /// Queued behind the leader.
-        case queued
-        /// Not accepted.
-        case refused(ClusterError)
+        /// Size of the newest checkpoint image, for amortizing the next one.
+        var lastCheckpointBytes = 0
     }
 
     /// Recovers the data directory and makes the node ready for writes.
@@ -86,6 +96,12 @@ public final class ClusterNode: Sendable {
         shared = Mutex(Shared(status: status))
         loop = CommitLoop(storage: storage, term: max(identity.currentTerm, storage.lastTerm))
         loop.setMaxLogBytes(try storage.hive.maxQuorumLogSize())
+        let commitThread = Thread { [self] in runCommitThread() }
+        commitThread.name = "clusdb-commit"
+        commitThread.start()
+        let applyThread = Thread { [self] in runApplyThread() }
+        applyThread.name = "clusdb-apply"
+        applyThread.start()
         logger.info(
             "node ready",
             metadata: ["cluster": "\(identity.clusterName)", "node": "\(identity.nodeName)", "index": "\(storage.lastIndex)"])
@@ -100,8 +116,8 @@ public final class ClusterNode: Sendable {
     ///   `ERROR_FILE_NOT_FOUND` is an outcome, committed like any other).
     /// - Throws: `ERROR_INVALID_PARAMETER` for invalid input (nothing is logged), `ERROR_BUSY` when
     ///   the queue is full, `ERROR_CLUSTER_SHUTTING_DOWN` while stopping, I/O errors.
-    /// - Important: the leader does blocking file I/O (write, fdatasync, SQLite) on the calling
-    ///   thread; at most one proposer leads at a time.
+    /// - Important: on an idle node the caller's thread does the blocking file I/O (write,
+    ///   fdatasync, SQLite) of its own write.
     public func propose(_ command: HiveCommand) async throws(ClusterError) -> CommitResult {
         try command.validate()
         let payload = command.encoded()
@@ -112,240 +128,47 @@ public final class ClusterNode: Sendable {
                 failedCommand: command.isBatch ? -1 : nil)
         }
         let mine = Proposal(command: command, payload: payload, continuation: nil)
-        // Fast path: nobody leads, so this proposer leads without suspending.
-        var admission = shared.withLock { state in admit(&state, queueing: nil) }
-        if case .mustQueue = admission {
-            let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
-                var queued = mine
-                queued.continuation = continuation
-                let decision = shared.withLock { state in admit(&state, queueing: queued) }
-                switch decision {
-                case .lead: continuation.resume(returning: .lead)
-                case .refused(let error): continuation.resume(returning: .done(.failure(error)))
-                case .queued: break
-                case .mustQueue: preconditionFailure("admission with a continuation queues or refuses")
-                }
-            }
-            switch turn {
-            case .done(let result): return try result.get()
-            case .lead: admission = .lead
-            }
-        }
-        switch admission {
-        case .lead: return try lead(mine).get()
+        // Fast path: the node is idle, so this proposer runs both stages without suspending.
+        switch shared.withLock({ state in admit(&state, queueing: nil) }) {
+        case .inline: return try commitInline(mine).get()
         case .refused(let error): throw error
-        case .queued, .mustQueue: preconditionFailure("a queued proposer resumes as leader or with its result")
+        case .queued: preconditionFailure("admission without a continuation never queues")
+        case .mustQueue: break
         }
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<CommitResult, ClusterError>, Never>) in
+            var queued = mine
+            queued.continuation = continuation
+            switch shared.withLock({ state in admit(&state, queueing: queued) }) {
+            case .inline:
+                // The node became idle between the two looks: commit on this thread after all.
+                continuation.resume(returning: commitInline(mine))
+            case .refused(let error): continuation.resume(returning: .failure(error))
+            case .queued(let wakeCommitThread): if wakeCommitThread { commitWake.signal() }
+            case .mustQueue: preconditionFailure("admission with a continuation queues or refuses")
+            }
+        }
+        return try result.get()
     }
 
-    /// Decides under the lock: lead, queue (when `proposal` carries a continuation), or refuse.
-    private func admit(_ state: inout Shared, queueing proposal: Proposal?) -> Admission {
-        if state.stopping { return .refused(ClusterError(.clusterShuttingDown, "the node is stopping")) }
-        if let failure = state.failure { return .refused(failure) }
-        if !state.leading && state.pending.isEmpty {
-            state.leading = true
-            return .lead
-        }
-        guard let proposal else { return .mustQueue }
-        if state.pending.count >= Limits.pendingProposalsMax {
-            return .refused(ClusterError(.busy, "\(Limits.pendingProposalsMax) writes are already waiting; retry"))
-        }
-        state.pending.append(proposal)
-        return .queued
-    }
-
-    /// Stops accepting writes, lets the queued ones commit, and closes the storage.
+    /// Stops accepting writes, lets the queued ones commit and apply, stops the threads, and
+    /// closes the storage.
     public func stop() {
         let alreadyStopping = shared.withLock { state in
             defer { state.stopping = true }
             return state.stopping
         }
         if alreadyStopping { return }
-        while shared.withLock({ $0.leading || !$0.pending.isEmpty || $0.checkpointRunning }) { usleep(1_000) }
+        while shared.withLock({ state in
+            state.leading || !state.pending.isEmpty || state.applying || !state.committed.isEmpty || state.checkpointRunning
+        }) {
+            usleep(1_000)
+        }
+        shared.withLock { $0.threadsExit = true }
+        commitWake.signal()
+        applyWake.signal()
+        threadFinished.wait()
+        threadFinished.wait()
         loop.storage.close()
         logger.info("node stopped")
-    }
-
-    // MARK: Leading a group commit
-
-    /// Commits `mine` and everything queued behind it, answers the followers, hands leadership on.
-    private func lead(_ mine: Proposal) -> Result<CommitResult, ClusterError> {
-        let (queued, truncate) = shared.withLock { state -> ([Proposal], UInt64?) in
-            precondition(state.leading, "only the leader commits")
-            let truncate = state.truncateThrough
-            state.truncateThrough = nil
-            return (Self.takeBatch(from: &state.pending, reserving: mine.payload.count), truncate)
-        }
-        if let truncate { removeLog(through: truncate) }
-        let batch = [mine] + queued
-        let results = process(batch)
-        precondition(results.count == batch.count, "one result per proposal")
-        for (proposal, result) in zip(batch.dropFirst(), results.dropFirst()) {
-            proposal.continuation?.resume(returning: .done(result))
-        }
-        handOver()
-        return results[0]
-    }
-
-    /// Passes leadership to the first queued proposer, or releases it.
-    private func handOver() {
-        let next = shared.withLock { state -> Proposal? in
-            precondition(state.leading, "only the leader hands over")
-            if state.pending.isEmpty {
-                state.leading = false
-                return nil
-            }
-            return state.pending.removeFirst()
-        }
-        next?.continuation?.resume(returning: .lead)
-    }
-
-    private static func takeBatch(from pending: inout [Proposal], reserving reserved: Int) -> [Proposal] {
-        var count = 0
-        var bytes = reserved
-        while count < pending.count && count + 1 < Limits.groupCommitEntriesMax {
-            let size = pending[count].payload.count
-            if bytes + size > Limits.groupCommitBytesMax { break }
-            bytes += size
-            count += 1
-        }
-        let batch = Array(pending.prefix(count))
-        pending.removeFirst(count)
-        return batch
-    }
-
-    private func process(_ batch: [Proposal]) -> [Result<CommitResult, ClusterError>] {
-        let first = loop.storage.lastIndex + 1
-        let entries = batch.enumerated().map { offset, proposal in
-            LogEntry(index: first + UInt64(offset), term: loop.term, kind: .command, payload: proposal.payload)
-        }
-        do {
-            try loop.storage.log.append(entries)
-        } catch {
-            logger.error("quorum log append failed", metadata: ["error": "\(error)"])
-            return batch.map { _ in .failure(error) }
-        }
-        let last = first + UInt64(batch.count - 1)
-        loop.storage.lastIndex = last
-        loop.storage.lastTerm = loop.term
-        // One member: durable on the only member is committed.
-        shared.withLock { $0.status.commitIndex = last }
-        let committed = batch.enumerated().map { offset, proposal in
-            Hive.Committed(index: first + UInt64(offset), term: loop.term, command: proposal.command)
-        }
-        let outcomes: [CommandOutcome]
-        do {
-            outcomes = try hive.apply(committed)
-        } catch {
-            let failure = ClusterError(
-                error.code, "entries \(first)...\(last) are committed but the hive could not apply them (\(error.message)); restart the node")
-            logger.critical("hive apply failed; refusing further writes", metadata: ["error": "\(failure)"])
-            shared.withLock { $0.failure = failure }
-            return batch.map { _ in .failure(failure) }
-        }
-        precondition(outcomes.count == batch.count, "one outcome per committed command")
-        let logBytes = loop.storage.log.totalBytes
-        let logFirst = loop.storage.log.firstIndex
-        shared.withLock {
-            $0.status.appliedIndex = last
-            $0.status.logBytes = logBytes
-            $0.status.logFirstIndex = logFirst
-        }
-        maybeStartCheckpoint(logBytes: logBytes)
-        return outcomes.enumerated().map { offset, outcome in
-            .success(CommitResult(index: first + UInt64(offset), outcome: outcome))
-        }
-    }
-
-    // MARK: Checkpoints and log truncation
-
-    private func maybeStartCheckpoint(logBytes: Int) {
-        guard logBytes > Limits.maxQuorumLogSizeMin else { return }
-        loop.batchesSinceLimitRead += 1
-        if logBytes > loop.maxLogBytes || loop.batchesSinceLimitRead >= CommitLoop.limitRereadBatches {
-            loop.batchesSinceLimitRead = 0
-            loop.setMaxLogBytes((try? hive.maxQuorumLogSize()) ?? Limits.maxQuorumLogSizeDefault)
-        }
-        guard logBytes > loop.maxLogBytes else { return }
-        let start = shared.withLock { state -> Bool in
-            if state.checkpointRunning || state.stopping { return false }
-            state.checkpointRunning = true
-            return true
-        }
-        guard start else { return }
-        let hive = self.hive
-        let quorumDirectory = loop.storage.directory.quorumDirectory
-        let thread = Thread { [self] in
-            do throws(ClusterError) {
-                let checkpoint = try ClusterCheckpoints.write(from: hive, to: quorumDirectory)
-                try ClusterCheckpoints.prune(in: quorumDirectory)
-                logger.info("wrote a cluster checkpoint", metadata: ["path": "\(checkpoint.path)", "index": "\(checkpoint.state.appliedIndex)"])
-                // Truncate now if nobody leads; otherwise the next leader does it.
-                let leadNow = shared.withLock { state -> Bool in
-                    state.status.checkpointIndex = checkpoint.state.appliedIndex
-                    if state.leading || state.stopping {
-                        state.truncateThrough = checkpoint.state.appliedIndex
-                        return false
-                    }
-                    state.leading = true
-                    return true
-                }
-                if leadNow {
-                    removeLog(through: checkpoint.state.appliedIndex)
-                    handOver()
-                }
-                shared.withLock { $0.checkpointRunning = false }
-            } catch {
-                logger.error("cluster checkpoint failed; the log keeps growing", metadata: ["error": "\(error)"])
-                shared.withLock { $0.checkpointRunning = false }
-            }
-        }
-        thread.name = "clusdb-checkpoint"
-        thread.start()
-    }
-
-    private func removeLog(through index: UInt64) {
-        do {
-            let removed = try loop.storage.log.removeSegments(through: index)
-            loop.storage.checkpointIndex = index
-            let logBytes = loop.storage.log.totalBytes
-            let logFirst = loop.storage.log.firstIndex
-            shared.withLock {
-                $0.status.logBytes = logBytes
-                $0.status.logFirstIndex = logFirst
-            }
-            if removed > 0 { logger.info("truncated the quorum log", metadata: ["through": "\(index)", "segments": "\(removed)"]) }
-        } catch {
-            logger.error("quorum log truncation failed", metadata: ["error": "\(error)"])
-        }
-    }
-}
-
-/// State only the current leader touches: the log, the storage positions and the term.
-///
-/// `@unchecked Sendable` because exclusive access is guaranteed by the `leading` flag under the
-/// node's mutex (acquiring and releasing it orders every leader's accesses after the previous
-/// one's), not by the type system. The checkpoint thread reads only the hive and the directory.
-final class CommitLoop: @unchecked Sendable {
-    let storage: NodeStorage
-    let term: UInt64
-    var maxLogBytes = Limits.maxQuorumLogSizeDefault
-    var batchesSinceLimitRead = 0
-    /// Batches between re-reads of `Quorum\MaxQuorumLogSize` (a point read; cheap at this rate).
-    static let limitRereadBatches = 64
-
-    /// Segments per `MaxQuorumLogSize`: the log is cut in quarters so that truncation behind a
-    /// checkpoint frees most of it.
-    static let segmentsPerMaxLogSize = 4
-
-    init(storage: NodeStorage, term: UInt64) {
-        self.storage = storage
-        self.term = term
-    }
-
-    /// Records the configured log limit and sizes segments to a fraction of it.
-    func setMaxLogBytes(_ bytes: Int) {
-        maxLogBytes = bytes
-        storage.log.segmentTargetBytes = min(Limits.quorumLogSegmentTargetBytes, max(1, bytes / Self.segmentsPerMaxLogSize))
     }
 }

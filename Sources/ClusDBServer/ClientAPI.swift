@@ -65,14 +65,14 @@ struct ClientAPI: Sendable {
         }
     }
 
-    /// Registers `POST /v1/<path>` decoding `Request` and encoding the handler's result.
-    private func route<Request: Decodable, Answer: Encodable>(
+    /// Registers `POST /v1/<path>` decoding `Body` and encoding the handler's answer.
+    private func route<Body: Decodable & SendableMetatype, Answer: Encodable & SendableMetatype>(
         _ router: Router<BasicRequestContext>, _ path: String,
-        _ handler: @escaping @Sendable (Request) async throws -> Answer
+        _ handler: @escaping @Sendable (Body) async throws -> Answer
     ) {
         router.post("\(ClientProtocol.prefix)/\(path)") { request, _ -> Response in
             do {
-                let body: Request = try await decode(request)
+                let body: Body = try await decode(request)
                 return json(try await handler(body))
             } catch {
                 return failure(error)
@@ -109,8 +109,9 @@ private func decode<T: Decodable>(_ request: Request) async throws -> T {
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
     } catch let error as ClusterError {
         throw error
-    } catch let DecodingError.dataCorrupted(context) where context.underlyingError is ClusterError {
-        throw context.underlyingError as! ClusterError
+    } catch let DecodingError.dataCorrupted(context) {
+        if let error = context.underlyingError as? ClusterError { throw error }
+        throw ClusterError(.invalidParameter, "the request body is not valid: \(describe(DecodingError.dataCorrupted(context)))")
     } catch {
         throw ClusterError(.invalidParameter, "the request body is not valid: \(describe(error))")
     }

@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ClusDBModel
+import ClusDBStore
+import Foundation
+
+/// Cluster checkpoints and log truncation, driven from the log stage.
+extension ClusterNode {
+    /// The checkpoint thread's nice value (higher is lower priority).
+    static let checkpointThreadNice: Int32 = 10
+
+    func maybeStartCheckpoint(logBytes: Int) {
+        guard logBytes > Limits.maxQuorumLogSizeMin else { return }
+        loop.batchesSinceLimitRead += 1
+        if logBytes > loop.maxLogBytes || loop.batchesSinceLimitRead >= CommitLoop.limitRereadBatches {
+            loop.batchesSinceLimitRead = 0
+            loop.setMaxLogBytes((try? hive.maxQuorumLogSize()) ?? Limits.maxQuorumLogSizeDefault)
+        }
+        guard logBytes > loop.maxLogBytes else { return }
+        let start = shared.withLock { state -> Bool in
+            if state.checkpointRunning || state.stopping { return false }
+            // Amortize: a checkpoint copies the whole hive, so a large hive is checkpointed only
+            // after the log has grown by a fixed fraction of it (see Limits).
+            if logBytes < state.lastCheckpointBytes / Limits.checkpointImageBytesPerLogByte { return false }
+            state.checkpointRunning = true
+            return true
+        }
+        guard start else { return }
+        let hive = self.hive
+        let quorumDirectory = loop.storage.directory.quorumDirectory
+        let thread = Thread { [self] in
+            // Below the write path's priority: the copy must not take CPU from acknowledging writes.
+            // On Linux the nice value is per thread, and who = 0 names the calling thread.
+            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.checkpointThreadNice)
+            do throws(ClusterError) {
+                let checkpoint = try ClusterCheckpoints.write(from: hive, to: quorumDirectory)
+                let imageBytes = (try? SystemFile(path: checkpoint.path, flags: O_RDONLY).size()) ?? 0
+                try ClusterCheckpoints.prune(in: quorumDirectory)
+                logger.info("wrote a cluster checkpoint", metadata: ["path": "\(checkpoint.path)", "index": "\(checkpoint.state.appliedIndex)"])
+                // Truncate now if nobody leads; otherwise the next leader does it.
+                let leadNow = shared.withLock { state -> Bool in
+                    state.status.checkpointIndex = checkpoint.state.appliedIndex
+                    state.lastCheckpointBytes = imageBytes
+                    if state.leading || state.stopping {
+                        state.truncateThrough = checkpoint.state.appliedIndex
+                        return false
+                    }
+                    state.leading = true
+                    return true
+                }
+                if leadNow {
+                    removeLog(through: checkpoint.state.appliedIndex)
+                    handOver()
+                }
+                shared.withLock { $0.checkpointRunning = false }
+            } catch {
+                logger.error("cluster checkpoint failed; the log keeps growing", metadata: ["error": "\(error)"])
+                shared.withLock { $0.checkpointRunning = false }
+            }
+        }
+        thread.name = "clusdb-checkpoint"
+        thread.start()
+    }
+
+    func removeLog(through index: UInt64) {
+        do {
+            let removed = try loop.storage.log.removeSegments(through: index)
+            loop.storage.checkpointIndex = index
+            let logBytes = loop.storage.log.totalBytes
+            let logFirst = loop.storage.log.firstIndex
+            shared.withLock {
+                $0.status.logBytes = logBytes
+                $0.status.logFirstIndex = logFirst
+            }
+            if removed > 0 { logger.info("truncated the quorum log", metadata: ["through": "\(index)", "segments": "\(removed)"]) }
+        } catch {
+            logger.error("quorum log truncation failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+/// State only the current leader touches: the log, the storage positions and the term.
+///
+/// `@unchecked Sendable` because exclusive access is guaranteed by the `leading` flag under the
+/// node's mutex (acquiring and releasing it orders every leader's accesses after the previous
+/// one's), not by the type system. The checkpoint thread reads only the hive and the directory.
+final class CommitLoop: @unchecked Sendable {
+    let storage: NodeStorage
+    let term: UInt64
+    var maxLogBytes = Limits.maxQuorumLogSizeDefault
+    var batchesSinceLimitRead = 0
+    /// Batches between re-reads of `Quorum\MaxQuorumLogSize` (a point read; cheap at this rate).
+    static let limitRereadBatches = 64
+
+    /// Segments per `MaxQuorumLogSize`: the log is cut in quarters so that truncation behind a
+    /// checkpoint frees most of it.
+    static let segmentsPerMaxLogSize = 4
+
+    init(storage: NodeStorage, term: UInt64) {
+        self.storage = storage
+        self.term = term
+    }
+
+    /// Records the configured log limit and sizes segments to a fraction of it.
+    func setMaxLogBytes(_ bytes: Int) {
+        maxLogBytes = bytes
+        storage.log.segmentTargetBytes = min(Limits.quorumLogSegmentTargetBytes, max(1, bytes / Self.segmentsPerMaxLogSize))
+    }
+}

@@ -1,0 +1,231 @@
+import ClusDBModel
+import ClusDBStore
+import Foundation
+
+/// The two stages of the write path and who runs them (see ``ClusterNode``).
+extension ClusterNode {
+    enum Admission {
+        /// The node is idle: the proposer runs both stages itself.
+        case inline
+        /// The node is busy: the proposer must queue (answered only on the fast path).
+        case mustQueue
+        /// Queued; `wakeCommitThread` when the log stage just passed to the commit thread.
+        case queued(wakeCommitThread: Bool)
+        /// Not accepted.
+        case refused(ClusterError)
+    }
+
+    /// Decides under the lock: commit inline, queue (when `proposal` carries a continuation), or
+    /// refuse. Inline needs both stages idle, so the inline apply continues the hive in order.
+    func admit(_ state: inout Shared, queueing proposal: Proposal?) -> Admission {
+        if state.stopping { return .refused(ClusterError(.clusterShuttingDown, "the node is stopping")) }
+        if let failure = state.failure { return .refused(failure) }
+        if !state.leading && state.pending.isEmpty && !state.applying && state.committed.isEmpty {
+            state.leading = true
+            return .inline
+        }
+        guard let proposal else { return .mustQueue }
+        if state.pending.count >= Limits.pendingProposalsMax {
+            return .refused(ClusterError(.busy, "\(Limits.pendingProposalsMax) writes are already waiting; retry"))
+        }
+        state.pending.append(proposal)
+        if !state.leading {
+            state.leading = true
+            state.commitThreadLeads = true
+            return .queued(wakeCommitThread: true)
+        }
+        return .queued(wakeCommitThread: false)
+    }
+
+    /// Runs both stages for `mine` and whatever queued behind it, on the calling thread.
+    func commitInline(_ mine: Proposal) -> Result<CommitResult, ClusterError> {
+        let (queued, truncate) = shared.withLock { state -> ([Proposal], UInt64?) in
+            precondition(state.leading && !state.applying && state.committed.isEmpty, "inline commits need an idle node")
+            let truncate = state.truncateThrough
+            state.truncateThrough = nil
+            return (Self.takeGroup(from: &state.pending, reserving: mine.payload.count), truncate)
+        }
+        if let truncate { removeLog(through: truncate) }
+        let group = [mine] + queued
+        let results: [Result<CommitResult, ClusterError>]
+        switch appendGroup(group) {
+        case .failure(let error): results = group.map { _ in .failure(error) }
+        case .success(let first): results = applyGroup(CommittedGroup(proposals: group, firstIndex: first))
+        }
+        precondition(results.count == group.count, "one result per proposal")
+        for (proposal, result) in zip(group.dropFirst(), results.dropFirst()) {
+            proposal.continuation?.resume(returning: result)
+        }
+        handOver()
+        return results[0]
+    }
+
+    /// Releases the log stage, or passes it to the commit thread when work is queued.
+    func handOver() {
+        let toThread = shared.withLock { state -> Bool in
+            precondition(state.leading, "only the leader hands over")
+            if state.pending.isEmpty && state.truncateThrough == nil {
+                state.leading = false
+                return false
+            }
+            state.commitThreadLeads = true
+            return true
+        }
+        if toThread { commitWake.signal() }
+    }
+
+    /// The commit thread: while it holds the log stage it appends group after group and passes
+    /// each to the apply thread; with nothing left it releases the stage and sleeps.
+    func runCommitThread() {
+        while true {
+            commitWake.wait()
+            let (leads, exit) = shared.withLock { state -> (Bool, Bool) in
+                defer { state.commitThreadLeads = false }
+                return (state.commitThreadLeads, state.threadsExit)
+            }
+            if leads {
+                while let (group, truncate) = nextGroup() {
+                    if let truncate { removeLog(through: truncate) }
+                    if group.isEmpty { continue }
+                    switch appendGroup(group) {
+                    case .failure(let error):
+                        for proposal in group { proposal.continuation?.resume(returning: .failure(error)) }
+                    case .success(let first):
+                        let wakeApply = shared.withLock { state -> Bool in
+                            state.committed.append(CommittedGroup(proposals: group, firstIndex: first))
+                            if state.applying { return false }
+                            state.applying = true
+                            return true
+                        }
+                        if wakeApply { applyWake.signal() }
+                    }
+                }
+            }
+            if exit && !leads {
+                threadFinished.signal()
+                return
+            }
+        }
+    }
+
+    /// The next group for the commit thread, or nil (the log stage released) when none is left.
+    private func nextGroup() -> ([Proposal], UInt64?)? {
+        shared.withLock { state in
+            precondition(state.leading, "the commit thread appends only while it leads")
+            let truncate = state.truncateThrough
+            state.truncateThrough = nil
+            let group = Self.takeGroup(from: &state.pending, reserving: 0)
+            if group.isEmpty && truncate == nil {
+                state.leading = false
+                return nil
+            }
+            return (group, truncate)
+        }
+    }
+
+    /// The apply thread: applies committed groups in order and answers their proposers.
+    func runApplyThread() {
+        while true {
+            applyWake.wait()
+            let exit = shared.withLock { $0.threadsExit }
+            while let group = shared.withLock({ state -> CommittedGroup? in
+                if state.committed.isEmpty {
+                    state.applying = false
+                    return nil
+                }
+                return state.committed.removeFirst()
+            }) {
+                let results = applyGroup(group)
+                for (proposal, result) in zip(group.proposals, results) {
+                    guard let continuation = proposal.continuation else {
+                        preconditionFailure("queued proposals carry a continuation")
+                    }
+                    continuation.resume(returning: result)
+                }
+            }
+            if exit {
+                threadFinished.signal()
+                return
+            }
+        }
+    }
+
+    /// Takes the next group off the queue. `reserved` is the payload size of a proposal already
+    /// in the group (an inline leader's own), 0 when there is none. A group always takes its
+    /// first entry, however large; after that it stops at either limit.
+    static func takeGroup(from pending: inout [Proposal], reserving reserved: Int) -> [Proposal] {
+        var taken = 0
+        var bytes = reserved
+        var entries = reserved > 0 ? 1 : 0
+        while taken < pending.count && entries < Limits.groupCommitEntriesMax {
+            let size = pending[taken].payload.count
+            if entries > 0 && bytes + size > Limits.groupCommitBytesMax { break }
+            bytes += size
+            taken += 1
+            entries += 1
+        }
+        let group = Array(pending.prefix(taken))
+        pending.removeFirst(taken)
+        return group
+    }
+
+    // MARK: The stages
+
+    /// Log stage: appends the group with one write and one fdatasync. With one member, durable
+    /// is committed. Only the holder of the log stage calls this.
+    /// - Returns: the index of the group's first entry.
+    func appendGroup(_ group: [Proposal]) -> Result<UInt64, ClusterError> {
+        precondition(!group.isEmpty, "groups are never empty")
+        let first = loop.storage.lastIndex + 1
+        let entries = group.enumerated().map { offset, proposal in
+            LogEntry(index: first + UInt64(offset), term: loop.term, kind: .command, payload: proposal.payload)
+        }
+        do {
+            try loop.storage.log.append(entries)
+        } catch {
+            logger.error("quorum log append failed", metadata: ["error": "\(error)"])
+            return .failure(error)
+        }
+        let last = first + UInt64(group.count - 1)
+        loop.storage.lastIndex = last
+        loop.storage.lastTerm = loop.term
+        let logBytes = loop.storage.log.totalBytes
+        let logFirst = loop.storage.log.firstIndex
+        shared.withLock {
+            $0.status.commitIndex = last
+            $0.status.logBytes = logBytes
+            $0.status.logFirstIndex = logFirst
+        }
+        maybeStartCheckpoint(logBytes: logBytes)
+        return .success(first)
+    }
+
+    /// Apply stage: applies a committed group in one transaction. Groups arrive in index order.
+    /// A failure to apply stops all further writes: the entries are committed, and a restart
+    /// replays them.
+    func applyGroup(_ group: CommittedGroup) -> [Result<CommitResult, ClusterError>] {
+        if let failure = shared.withLock({ $0.failure }) {
+            return group.proposals.map { _ in .failure(failure) }
+        }
+        let first = group.firstIndex
+        let last = first + UInt64(group.proposals.count - 1)
+        let committed = group.proposals.enumerated().map { offset, proposal in
+            Hive.Committed(index: first + UInt64(offset), term: loop.term, command: proposal.command)
+        }
+        let outcomes: [CommandOutcome]
+        do {
+            outcomes = try hive.apply(committed)
+        } catch {
+            let failure = ClusterError(
+                error.code, "entries \(first)...\(last) are committed but the hive could not apply them (\(error.message)); restart the node")
+            logger.critical("hive apply failed; refusing further writes", metadata: ["error": "\(failure)"])
+            shared.withLock { $0.failure = failure }
+            return group.proposals.map { _ in .failure(failure) }
+        }
+        precondition(outcomes.count == group.proposals.count, "one outcome per committed command")
+        shared.withLock { $0.status.appliedIndex = last }
+        return outcomes.enumerated().map { offset, outcome in
+            .success(CommitResult(index: first + UInt64(offset), outcome: outcome))
+        }
+    }
+}
