@@ -216,3 +216,50 @@ struct DataLayout {
         try FileManager.default.contentsOfDirectory(atPath: log).filter { $0.hasSuffix(".seg") }.sorted().map { log + "/" + $0 }
     }
 }
+
+@Suite("Cluster node: the pipelined write path under load")
+struct ClusterNodePipelineTests {
+    @Test("Concurrent writers across checkpoints and a stop: every acknowledged write survives a restart")
+    func concurrentWithCheckpointsAndStop() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let configuration = ClusterNodeTests.configuration(dir)
+        let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+        _ = try await ClusterNodeTests.set(node, "Quorum", "MaxQuorumLogSize", .dword(UInt32(Limits.maxQuorumLogSizeMin)))
+        let payload = String(repeating: "z", count: 500)
+        let acknowledged = try await withThrowingTaskGroup(of: [(String, String)].self) { group in
+            for writer in 0..<8 {
+                group.addTask {
+                    var done: [(String, String)] = []
+                    for round in 0..<2_000 {
+                        let key = #"P\w\#(writer)"#
+                        let name = "r\(round)"
+                        do {
+                            let result = try await ClusterNodeTests.set(node, key, name, .string(payload + name))
+                            #expect(result.outcome == .done)
+                            done.append((key, name))
+                        } catch {
+                            #expect((error as? ClusterError)?.code == .clusterShuttingDown)
+                            break
+                        }
+                    }
+                    return done
+                }
+            }
+            // Stop while the writers are still going.
+            try await Task.sleep(for: .milliseconds(300))
+            node.stop()
+            return try await group.reduce(into: [(String, String)]()) { $0 += $1 }
+        }
+        #expect(!acknowledged.isEmpty)
+        #expect(acknowledged.count < 8 * 2_000, "the stop came after the load; it should interrupt it")
+        let restarted = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+        defer { restarted.stop() }
+        for (key, name) in acknowledged {
+            #expect(try await restarted.hive.queryValue(key: try KeyPath(key), name: name) == .string(payload + name))
+        }
+        let counts = try await restarted.hive.counts()
+        #expect(counts.values == acknowledged.count + 1)
+        #expect(restarted.status.commitIndex == restarted.status.appliedIndex)
+    }
+}
