@@ -29,7 +29,7 @@ extension ClusterNode {
         guard start else { return }
         let hive = self.hive
         let quorumDirectory = loop.storage.directory.quorumDirectory
-        let thread = Thread { [self] in
+        Self.startThread(named: "clusdb-checkpt") { [self] in
             // Below the write path's priority: the copy must not take CPU from acknowledging writes.
             // On Linux the nice value is per thread, and who = 0 names the calling thread.
             setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.checkpointThreadNice)
@@ -59,8 +59,6 @@ extension ClusterNode {
                 shared.withLock { $0.checkpointRunning = false }
             }
         }
-        thread.name = "clusdb-checkpoint"
-        thread.start()
     }
 
     func removeLog(through index: UInt64) {

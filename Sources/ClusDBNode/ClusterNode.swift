@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ClusDBModel
 import ClusDBStore
 import Dispatch
@@ -96,15 +99,22 @@ public final class ClusterNode: Sendable {
         shared = Mutex(Shared(status: status))
         loop = CommitLoop(storage: storage, term: max(identity.currentTerm, storage.lastTerm))
         loop.setMaxLogBytes(try storage.hive.maxQuorumLogSize())
-        let commitThread = Thread { [self] in runCommitThread() }
-        commitThread.name = "clusdb-commit"
-        commitThread.start()
-        let applyThread = Thread { [self] in runApplyThread() }
-        applyThread.name = "clusdb-apply"
-        applyThread.start()
+        Self.startThread(named: "clusdb-commit") { [self] in runCommitThread() }
+        Self.startThread(named: "clusdb-apply") { [self] in runApplyThread() }
         logger.info(
             "node ready",
             metadata: ["cluster": "\(identity.clusterName)", "node": "\(identity.nodeName)", "index": "\(storage.lastIndex)"])
+    }
+
+    /// Starts a thread whose name shows in `top -H`, `perf` and `/proc` (Foundation's `Thread.name`
+    /// does not reach the kernel on Linux, and a new thread would inherit its creator's name).
+    static func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread {
+            Thread.current.name = String(name.prefix(15))
+            body()
+        }
+        thread.name = name
+        thread.start()
     }
 
     /// Where the node stands now.
