@@ -64,20 +64,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Helpers the test targets share.
+        .target(name: "ClusDBTestSupport", path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "ClusDBModelTests", dependencies: ["ClusDBModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBStoreTests",
-            dependencies: ["ClusDBStore", "ClusDBModel"],
+            dependencies: ["ClusDBTestSupport", "ClusDBStore", "ClusDBModel"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "ClusDBNodeTests",
-            dependencies: ["ClusDBNode", "ClusDBStore", "ClusDBModel"],
+            dependencies: ["ClusDBTestSupport", "ClusDBNode", "ClusDBStore", "ClusDBModel"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "ClusDBProcessTests",
-            dependencies: ["ClusAPI", "ClusDBModel", "clusdb"],
+            dependencies: ["ClusDBTestSupport", "ClusAPI", "ClusDBModel", "clusdb"],
             swiftSettings: strictSettings
         ),
     ],

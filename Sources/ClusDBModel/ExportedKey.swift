@@ -117,20 +117,9 @@ public struct ExportedKey: Sendable, Equatable {
         } catch let error as ClusterError {
             throw error
         } catch {
-            throw ClusterError(.invalidParameter, "the JSON is not in the export format: \(Self.describe(error))")
+            throw ClusterError(.invalidParameter, "the JSON is not in the export format: \(JSONText.describe(error))")
         }
         self = try decoded.validated(depth: 0)
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        switch error {
-        case DecodingError.dataCorrupted(let context), DecodingError.keyNotFound(_, let context),
-            DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return path.isEmpty ? context.debugDescription : "\(context.debugDescription) at \(path)"
-        default:
-            return "\(error)"
-        }
     }
 
     /// The raw decoded shape, checked by ``validated(depth:)``.

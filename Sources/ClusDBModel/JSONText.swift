@@ -40,6 +40,18 @@ public enum JSONText {
         try? JSONDecoder().decode([String].self, from: Data(text.utf8))
     }
 
+    /// A one-line description of a JSON decoding failure: what was wrong and where.
+    public static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let context), DecodingError.keyNotFound(_, let context),
+            DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(context.debugDescription) (at \(path))"
+        default:
+            return "\(error)"
+        }
+    }
+
     /// Orders names the way exports sort object members: by their UTF-8 bytes.
     public static func utf8Less(_ a: String, _ b: String) -> Bool {
         a.utf8.lexicographicallyPrecedes(b.utf8)

@@ -111,20 +111,9 @@ private func decode<T: Decodable>(_ request: Request) async throws -> T {
         throw error
     } catch let DecodingError.dataCorrupted(context) {
         if let error = context.underlyingError as? ClusterError { throw error }
-        throw ClusterError(.invalidParameter, "the request body is not valid: \(describe(DecodingError.dataCorrupted(context)))")
+        throw ClusterError(.invalidParameter, "the request body is not valid: \(JSONText.describe(DecodingError.dataCorrupted(context)))")
     } catch {
-        throw ClusterError(.invalidParameter, "the request body is not valid: \(describe(error))")
-    }
-}
-
-private func describe(_ error: any Error) -> String {
-    switch error {
-    case DecodingError.dataCorrupted(let context), DecodingError.keyNotFound(_, let context),
-        DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-        let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-        return path.isEmpty ? context.debugDescription : "\(context.debugDescription) (at \(path))"
-    default:
-        return "\(error)"
+        throw ClusterError(.invalidParameter, "the request body is not valid: \(JSONText.describe(error))")
     }
 }
 

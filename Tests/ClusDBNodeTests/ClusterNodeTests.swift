@@ -1,6 +1,7 @@
 import ClusDBModel
 import ClusDBNode
 import ClusDBStore
+import ClusDBTestSupport
 import Foundation
 import Logging
 import Testing

@@ -1,4 +1,5 @@
 import ClusDBModel
+import ClusDBTestSupport
 import Foundation
 import Testing
 

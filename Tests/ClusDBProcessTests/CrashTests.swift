@@ -1,5 +1,6 @@
 import ClusAPI
 import ClusDBModel
+import ClusDBTestSupport
 import Foundation
 import Synchronization
 import Testing

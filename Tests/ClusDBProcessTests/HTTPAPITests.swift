@@ -1,5 +1,6 @@
 import ClusAPI
 import ClusDBModel
+import ClusDBTestSupport
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking

@@ -1,3 +1,4 @@
+import ClusDBTestSupport
 import Foundation
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import ClusDBModel
 import ClusDBStore
+import ClusDBTestSupport
 import Foundation
 import Testing
 
