@@ -29,25 +29,38 @@ extension Hive {
     public func apply(_ batch: [Committed]) throws(ClusterError) -> [CommandOutcome] {
         guard let last = batch.last else { return [] }
         return try Self.storage {
-            try database.write { db in
-                let state = try Self.state(db)
-                precondition(batch[0].index == state.appliedIndex + 1,
-                    "apply must continue the hive: index \(batch[0].index) after \(state.appliedIndex)")
-                var outcomes: [CommandOutcome] = []
-                outcomes.reserveCapacity(batch.count)
-                for (offset, item) in batch.enumerated() {
-                    precondition(offset == 0 || item.index == batch[offset - 1].index + 1, "committed entries are consecutive")
-                    guard let command = item.command else {
-                        outcomes.append(.done)
-                        continue
-                    }
-                    outcomes.append(try Self.applyOne(command, in: db))
+            try keyIDCache.withLock { cache in
+                do {
+                    return try applyInTransaction(batch, last: last, cache: cache)
+                } catch {
+                    // The transaction rolled back: ids the cache learnt in it may not exist.
+                    cache.removeAll()
+                    throw error
                 }
-                try db.execute(
-                    sql: "UPDATE hive_state SET applied_index = ?, applied_term = ? WHERE id = 1",
-                    arguments: [Int64(bitPattern: last.index), Int64(bitPattern: last.term)])
-                return outcomes
             }
+        }
+    }
+
+    private func applyInTransaction(_ batch: [Committed], last: Committed, cache: KeyIDCache) throws -> [CommandOutcome] {
+        try database.write { db in
+            let state = try Self.state(db)
+            precondition(
+                batch[0].index == state.appliedIndex + 1,
+                "apply must continue the hive: index \(batch[0].index) after \(state.appliedIndex)")
+            var outcomes: [CommandOutcome] = []
+            outcomes.reserveCapacity(batch.count)
+            for (offset, item) in batch.enumerated() {
+                precondition(offset == 0 || item.index == batch[offset - 1].index + 1, "committed entries are consecutive")
+                guard let command = item.command else {
+                    outcomes.append(.done)
+                    continue
+                }
+                outcomes.append(try Self.applyOne(command, in: db, cache: cache))
+            }
+            try db.execute(
+                sql: "UPDATE hive_state SET applied_index = ?, applied_term = ? WHERE id = 1",
+                arguments: [Int64(bitPattern: last.index), Int64(bitPattern: last.term)])
+            return outcomes
         }
     }
 
@@ -57,10 +70,10 @@ extension Hive {
     /// that is rolled back on failure. Every other command checks everything that can fail before
     /// it changes a row, so it needs no savepoint (which costs two statements per command on the
     /// hottest path). SQLite errors propagate and abort the whole transaction.
-    static func applyOne(_ command: HiveCommand, in db: Database) throws -> CommandOutcome {
+    static func applyOne(_ command: HiveCommand, in db: Database, cache: KeyIDCache) throws -> CommandOutcome {
         guard command.isBatch else {
             do {
-                return try execute(command, in: db)
+                return try execute(command, in: db, cache: cache)
             } catch let error as ClusterError {
                 return .failed(error)
             }
@@ -68,9 +81,11 @@ extension Hive {
         var outcome = CommandOutcome.done
         try db.inSavepoint {
             do {
-                outcome = try execute(command, in: db)
+                outcome = try execute(command, in: db, cache: cache)
                 return .commit
             } catch let error as ClusterError {
+                // Keys the batch created are rolled back: forget every id it may have cached.
+                cache.removeAll()
                 outcome = .failed(error)
                 return .rollback
             }
@@ -109,37 +124,41 @@ extension Hive {
 
     // MARK: Commands
 
-    static func execute(_ command: HiveCommand, in db: Database) throws -> CommandOutcome {
+    ///
+    /// Every command but a batch checks everything that can fail before it changes a row (see
+    /// ``applyOne(_:in:cache:)``); keep it so when adding one.
+    static func execute(_ command: HiveCommand, in db: Database, cache: KeyIDCache) throws -> CommandOutcome {
         switch command {
         case .createKey(let path):
-            return try createKey(path, in: db).created ? .keyCreated : .keyOpened
+            return try createKey(path, in: db, cache: cache).created ? .keyCreated : .keyOpened
         case .setValue(let key, let name, let value, let createMissing):
             let id: Int64
             if createMissing {
-                id = try createKey(key, in: db).id
+                id = try createKey(key, in: db, cache: cache).id
             } else {
-                guard let found = try keyID(key, in: db) else { throw missingKey(key) }
+                guard let found = try keyID(key, in: db, cache: cache) else { throw missingKey(key) }
                 id = found
             }
             try setValue(name: name, value: value, key: id, in: db)
             return .done
         case .deleteValue(let key, let name):
-            guard let id = try keyID(key, in: db) else { throw missingKey(key) }
+            guard let id = try keyID(key, in: db, cache: cache) else { throw missingKey(key) }
             if try !deleteValue(name: name, key: id, in: db) {
                 throw ClusterError(.fileNotFound, "value \(RegistryName.quoted(name)) does not exist in key \(display(key))")
             }
             return .done
         case .deleteKey(let path, let recursive):
             if path.isRoot { throw ClusterError(.accessDenied, "the root key cannot be deleted") }
-            guard let id = try keyID(path, in: db) else { throw missingKey(path) }
+            guard let id = try keyID(path, in: db, cache: cache) else { throw missingKey(path) }
             if !recursive, try hasSubkeys(id, in: db) {
                 throw ClusterError(
                     .accessDenied, "key \(display(path)) has subkeys; delete them first or delete recursively")
             }
             try deleteTree(id, in: db)
+            cache.removeAll()
             return .done
         case .batch(let root, let commands):
-            try executeBatch(root: root, commands: commands, in: db)
+            try executeBatch(root: root, commands: commands, in: db, cache: cache)
             return .done
         }
     }
@@ -147,8 +166,8 @@ extension Hive {
     /// MS-CMRP `ApiExecuteBatch`: a current-key pointer starts at the root, moves on each
     /// CREATE_KEY, is cleared by DELETE_KEY; CREATE_KEY of an existing key and deletes of missing
     /// targets are not errors. The caller's savepoint undoes everything on the first failure.
-    static func executeBatch(root: KeyPath, commands: [BatchCommand], in db: Database) throws {
-        guard let rootID = try keyID(root, in: db) else {
+    static func executeBatch(root: KeyPath, commands: [BatchCommand], in db: Database, cache: KeyIDCache) throws {
+        guard let rootID = try keyID(root, in: db, cache: cache) else {
             var error = missingKey(root)
             error.failedCommand = -1
             throw error
@@ -158,10 +177,11 @@ extension Hive {
             do {
                 switch command {
                 case .createKey(let relative):
-                    current = try createKey(try root.appending(relative), in: db).id
+                    current = try createKey(try root.appending(relative), in: db, cache: cache).id
                 case .deleteKey(let relative):
-                    if let id = try keyID(try root.appending(relative), in: db) {
+                    if let id = try keyID(try root.appending(relative), in: db, cache: cache) {
                         try deleteTree(id, in: db)
+                        cache.removeAll()
                     }
                     current = nil
                 case .setValue(let name, let value):
@@ -191,35 +211,51 @@ extension Hive {
 
     // MARK: Rows
 
-    /// The id of the key at `path`, nil when it does not exist.
-    static func keyID(_ path: KeyPath, in db: Database) throws -> Int64? {
+    /// The id of the key at `path`, nil when it does not exist. With a cache (the apply stage),
+    /// known prefixes skip their lookups.
+    static func keyID(_ path: KeyPath, in db: Database, cache: KeyIDCache? = nil) throws -> Int64? {
+        let folded = path.folded
         var id = rootID
+        var start = 0
+        if let cache, let (depth, cached) = cache.longestPrefix(of: folded) {
+            id = cached
+            start = depth
+        }
         let statement = try db.cachedStatement(sql: "SELECT id FROM hive_key WHERE parent = ? AND fold = ?")
-        for component in path.components {
-            guard let child = try Int64.fetchOne(statement, arguments: [id, RegistryName.fold(component)]) else {
-                return nil
-            }
+        for depth in start..<folded.count {
+            guard let child = try Int64.fetchOne(statement, arguments: [id, folded[depth]]) else { return nil }
             id = child
+            cache?.store(id, for: folded[0...depth])
         }
         return id
     }
 
     /// Creates the key at `path` and its missing parents; reports whether the last one was new.
-    static func createKey(_ path: KeyPath, in db: Database) throws -> (id: Int64, created: Bool) {
+    static func createKey(_ path: KeyPath, in db: Database, cache: KeyIDCache? = nil) throws -> (id: Int64, created: Bool) {
+        let folded = path.folded
         var id = rootID
+        var start = 0
+        if let cache, let (depth, cached) = cache.longestPrefix(of: folded) {
+            id = cached
+            start = depth
+        }
         var created = false
+        // Insert first: a new key (the common case for writes) costs one statement.
+        let insert = try db.cachedStatement(sql: "INSERT INTO hive_key(parent, name, fold) VALUES(?, ?, ?) ON CONFLICT(parent, fold) DO NOTHING")
         let find = try db.cachedStatement(sql: "SELECT id FROM hive_key WHERE parent = ? AND fold = ?")
-        let insert = try db.cachedStatement(sql: "INSERT INTO hive_key(parent, name, fold) VALUES(?, ?, ?)")
-        for component in path.components {
-            let fold = RegistryName.fold(component)
-            if let child = try Int64.fetchOne(find, arguments: [id, fold]) {
-                id = child
-                created = false
-            } else {
-                try insert.execute(arguments: [id, component, fold])
+        for depth in start..<folded.count {
+            try insert.execute(arguments: [id, path.components[depth], folded[depth]])
+            if db.changesCount > 0 {
                 id = db.lastInsertedRowID
                 created = true
+            } else {
+                guard let child = try Int64.fetchOne(find, arguments: [id, folded[depth]]) else {
+                    preconditionFailure("a key that conflicts on insert exists")
+                }
+                id = child
+                created = false
             }
+            cache?.store(id, for: folded[0...depth])
         }
         return (id, created)
     }

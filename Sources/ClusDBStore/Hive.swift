@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ClusDBModel
 import GRDB
+import Synchronization
 
 /// The cluster hive on SQLite: keys, typed values, and the index of the last applied log entry.
 ///
@@ -21,6 +22,8 @@ public final class Hive: Sendable {
     public let database: any DatabaseWriter
     /// The id of the root key row.
     static let rootID: Int64 = 1
+    /// Key ids the apply stage resolved (see ``KeyIDCache``).
+    let keyIDCache = Mutex(KeyIDCache())
 
     /// Wraps a database, creating the schema if needed.
     public init(database: any DatabaseWriter) throws(ClusterError) {

@@ -167,4 +167,24 @@ struct HiveTests {
         let counts = try await first.hive.counts()
         #expect(counts.keys == 2 && counts.values == 7)
     }
+
+    @Test("Cached key ids never outlive a deleted key or a rolled-back batch")
+    func keyIDCacheInvalidation() async throws {
+        let h = try HiveHarness()
+        try h.apply(.setValue(key: path(#"A\B\C"#), name: "v", value: .dword(1), createKey: true))
+        // A batch that creates X\\Y (caching its id) and then fails is rolled back entirely.
+        try h.expectFailure(.batch(root: .root, commands: [
+            .createKey(try path(#"X\Y"#)), .setValue(name: "v", value: .dword(2)),
+            .deleteKey(try path("Z")), .setValue(name: "fails", value: .dword(3)),
+        ]), .invalidParameter)
+        try h.expectFailure(.setValue(key: path(#"X\Y"#), name: "v", value: .dword(4), createKey: false), .fileNotFound)
+        // A deleted subtree's ids are forgotten: writing below it again creates fresh keys.
+        try h.apply(.deleteKey(path("A"), recursive: true))
+        try h.expectFailure(.setValue(key: path(#"A\B\C"#), name: "v", value: .dword(5), createKey: false), .fileNotFound)
+        #expect(try h.apply(.createKey(path(#"A\B\C"#))) == .keyCreated)
+        try h.apply(.setValue(key: path(#"a\b\c"#), name: "v", value: .dword(6), createKey: false))
+        #expect(try await h.hive.queryValue(key: path(#"A\B\C"#), name: "v") == .dword(6))
+        let counts = try await h.hive.counts()
+        #expect(counts.keys == 3 && counts.values == 1)
+    }
 }
