@@ -148,6 +148,14 @@ public enum ClientProtocol {
             self.index = index
             self.created = created
         }
+
+        /// The JSON bytes, written directly: this answers every write, so it skips the encoder.
+        public var jsonBytes: [UInt8] {
+            var text = "{\"index\":\(index)"
+            if let created { text += ",\"created\":\(created)" }
+            text += "}"
+            return Array(text.utf8)
+        }
     }
 
     /// `{"error": {"code", "name", "message", "failedCommand"}}`: the answer to a failed call.

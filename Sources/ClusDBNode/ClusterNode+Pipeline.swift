@@ -16,11 +16,14 @@ extension ClusterNode {
     }
 
     /// Decides under the lock: commit inline, queue (when `proposal` carries a continuation), or
-    /// refuse. Inline needs both stages idle, so the inline apply continues the hive in order.
+    /// refuse. Inline needs both stages idle, so the inline apply continues the hive in order, and
+    /// no other proposer in flight, so request threads block on fsync only when nobody waits.
     func admit(_ state: inout Shared, queueing proposal: Proposal?) -> Admission {
         if state.stopping { return .refused(ClusterError(.clusterShuttingDown, "the node is stopping")) }
         if let failure = state.failure { return .refused(failure) }
-        if !state.leading && state.pending.isEmpty && !state.applying && state.committed.isEmpty {
+        if state.proposersInFlight == 1 && !state.leading && state.pending.isEmpty && !state.applying
+            && state.committed.isEmpty
+        {
             state.leading = true
             return .inline
         }

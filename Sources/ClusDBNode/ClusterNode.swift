@@ -60,6 +60,9 @@ public final class ClusterNode: Sendable {
 
     struct Shared {
         var pending: [Proposal] = []
+        /// Proposers inside ``propose(_:)`` right now. Only a lone proposer commits inline: with
+        /// company, the commit thread batches them without blocking request threads on fsync.
+        var proposersInFlight = 0
         /// True while some thread holds the log stage: only it touches ``CommitLoop``.
         var leading = false
         /// Set when the log stage passed to the commit thread.
@@ -138,8 +141,13 @@ public final class ClusterNode: Sendable {
                 failedCommand: command.isBatch ? -1 : nil)
         }
         let mine = Proposal(command: command, payload: payload, continuation: nil)
+        defer { shared.withLock { $0.proposersInFlight -= 1 } }
         // Fast path: the node is idle, so this proposer runs both stages without suspending.
-        switch shared.withLock({ state in admit(&state, queueing: nil) }) {
+        let first = shared.withLock { state in
+            state.proposersInFlight += 1
+            return admit(&state, queueing: nil)
+        }
+        switch first {
         case .inline: return try commitInline(mine).get()
         case .refused(let error): throw error
         case .queued: preconditionFailure("admission without a continuation never queues")

@@ -119,6 +119,11 @@ private func decode<T: Decodable>(_ request: Request) async throws -> T {
 
 /// A 200 answer with `value` as JSON.
 private func json(_ value: some Encodable) -> Response {
+    if let write = value as? ClientProtocol.WriteResponse {
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: write.jsonBytes)))
+    }
     do {
         let data = try JSONEncoder().encode(value)
         return Response(

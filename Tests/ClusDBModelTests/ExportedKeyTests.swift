@@ -85,3 +85,15 @@ struct ExportedKeyTests {
         #expect(tree.valueCount == 0 && tree.keyCount == 0)
     }
 }
+
+@Suite("Client protocol")
+struct ClientProtocolTests {
+    @Test("The hand-written write answer decodes like the encoder's", arguments: [
+        ClientProtocol.WriteResponse(index: 0), ClientProtocol.WriteResponse(index: .max, created: true),
+        ClientProtocol.WriteResponse(index: 42, created: false),
+    ])
+    func writeResponse(response: ClientProtocol.WriteResponse) throws {
+        let decoded = try JSONDecoder().decode(ClientProtocol.WriteResponse.self, from: Data(response.jsonBytes))
+        #expect(decoded.index == response.index && decoded.created == response.created)
+    }
+}
