@@ -178,8 +178,10 @@ struct ClusterNodeTests {
         }
         let data = DataLayout(root: dir.file("data"))
         let segment = try data.segments()[0]
+        // Cut into the last record (the file continues with preallocated zeros).
+        let end = try QuorumLog.open(directory: data.log).0.segments[0].size
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
-        try Data(bytes.dropLast(3)).write(to: URL(fileURLWithPath: segment))
+        try Data(bytes.prefix(end - 3)).write(to: URL(fileURLWithPath: segment))
         #expect(Self.startError(Self.configuration(dir))?.code == .clusterLogCorrupt)
     }
 

@@ -25,7 +25,7 @@ struct QuorumLogTests {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let entries = sizes.enumerated().map { entry(UInt64($0.offset + 1), size: $0.element) }
-        let (log, _) = try QuorumLog.open(directory: dir.path)
+        let (log, _) = try QuorumLog.open(directory: dir.path, segmentTargetBytes: 4096)
         try log.append(Array(entries[0..<2]))
         try log.append(Array(entries[2...]))
         let segment = log.segments[0]
@@ -35,7 +35,8 @@ struct QuorumLogTests {
             offset += LogRecord.framedSize(payloadCount: entry.payload.count)
             ends.append(offset)
         }
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment.path)))
+        // The records only, without the preallocated zeros after them.
+        let bytes = Array([UInt8](try Data(contentsOf: URL(fileURLWithPath: segment.path))).prefix(segment.size))
         #expect(bytes.count == ends.last)
         return (bytes, ends, entries)
     }
@@ -125,11 +126,27 @@ struct QuorumLogTests {
         }
     }
 
-    @Test("Zeros or garbage after the last record are a torn tail")
-    func garbageTail() throws {
+    @Test("Zeros after the last record are preallocated space; garbage there is a torn tail")
+    func zeroAndGarbageTails() throws {
         let (bytes, _, entries) = try Self.makeSegment()
+        do {
+            let (dir, result) = try Self.openWith(segmentBytes: bytes + [UInt8](repeating: 0, count: 4096))
+            defer { dir.remove() }
+            let (log, recovery) = try result.get()
+            #expect(try Self.readAll(log) == entries)
+            #expect(recovery.truncatedBytes == 0)
+            // An append overwrites the zeros; reopening reads every record.
+            try log.append([Self.entry(UInt64(entries.count + 1), size: 10)])
+            let (reopened, again) = try QuorumLog.open(directory: dir.path)
+            #expect(try Self.readAll(reopened).count == entries.count + 1)
+            #expect(again.truncatedBytes == 0)
+        }
         var random = UInt64(12345)
-        for tail in [[UInt8](repeating: 0, count: 4096), (0..<100).map { _ -> UInt8 in random = random &* 6364136223846793005 &+ 1; return UInt8(random >> 56) }] {
+        let garbage = (0..<100).map { _ -> UInt8 in
+            random = random &* 6364136223846793005 &+ 1
+            return UInt8(random >> 56) | 1
+        }
+        for tail in [garbage, garbage + [UInt8](repeating: 0, count: 4096), [0, 0, 0, 0, 0, 0, 0, 0] + garbage] {
             let (dir, result) = try Self.openWith(segmentBytes: bytes + tail)
             defer { dir.remove() }
             let (log, recovery) = try result.get()
@@ -148,8 +165,13 @@ struct QuorumLogTests {
             for entry in entries { try log.append([entry]) }
             #expect(log.segments.count > 3)
         }
-        let (log, _) = try QuorumLog.open(directory: dir.path, segmentTargetBytes: 200)
+        let (log, recovery) = try QuorumLog.open(directory: dir.path, segmentTargetBytes: 200)
         #expect(try Self.readAll(log) == entries)
+        #expect(recovery.truncatedBytes == 0, "preallocated zeros are not a torn tail")
+        for segment in log.segments {
+            let size = try FileManager.default.attributesOfItem(atPath: segment.path)[.size] as? Int ?? 0
+            #expect(size >= 4096, "segments are preallocated")
+        }
         // Removing segments behind index 10 keeps everything after it readable.
         try log.removeSegments(through: 10)
         #expect(log.firstIndex! <= 11)
