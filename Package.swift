@@ -66,7 +66,7 @@ let package = Package(
         ),
         // Helpers the test targets share.
         .target(name: "ClusDBTestSupport", path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
-        .testTarget(name: "ClusDBModelTests", dependencies: ["ClusDBModel"], swiftSettings: strictSettings),
+        .testTarget(name: "ClusDBModelTests", dependencies: ["ClusDBTestSupport", "ClusDBModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBStoreTests",
             dependencies: ["ClusDBTestSupport", "ClusDBStore", "ClusDBModel"],
