@@ -33,6 +33,11 @@ public enum Limits {
     /// size (as well as `MaxQuorumLogSize`), so copying the hive costs at most N bytes per logged
     /// byte. Only hives far larger than `MaxQuorumLogSize` are affected.
     public static let checkpointImageBytesPerLogByte = 2
+    /// Interval of the background WAL checkpoints of the hive, in milliseconds.
+    public static let hiveWALCheckpointIntervalMilliseconds = 100
+    /// SQLite's own WAL checkpoint threshold for the hive's writer, in pages: a safety net that
+    /// bounds the WAL if background checkpoints stop (they normally run long before it).
+    public static let hiveWALAutocheckpointPages = 16_384
     /// Cluster checkpoints kept in the quorum directory (the newest and the one before it).
     public static let clusterCheckpointsKept = 2
 }

@@ -104,6 +104,7 @@ public final class ClusterNode: Sendable {
         loop.setMaxLogBytes(try storage.hive.maxQuorumLogSize())
         Self.startThread(named: "clusdb-commit") { [self] in runCommitThread() }
         Self.startThread(named: "clusdb-apply") { [self] in runApplyThread() }
+        Self.startThread(named: "clusdb-walckpt") { [self] in runWALCheckpointThread() }
         logger.info(
             "node ready",
             metadata: ["cluster": "\(identity.clusterName)", "node": "\(identity.nodeName)", "index": "\(storage.lastIndex)"])
@@ -118,6 +119,20 @@ public final class ClusterNode: Sendable {
         }
         thread.name = name
         thread.start()
+    }
+
+    /// Checkpoints the hive's WAL every ``Limits/hiveWALCheckpointIntervalMilliseconds`` until
+    /// the node stops, so the apply stage never runs SQLite's checkpoint (and its fsync) itself.
+    func runWALCheckpointThread() {
+        while !shared.withLock({ $0.threadsExit }) {
+            usleep(useconds_t(Limits.hiveWALCheckpointIntervalMilliseconds * 1_000))
+            do {
+                try hive.checkpointWAL()
+            } catch {
+                logger.warning("hive WAL checkpoint failed; SQLite's own threshold still bounds the WAL", metadata: ["error": "\(error)"])
+            }
+        }
+        threadFinished.signal()
     }
 
     /// Where the node stands now.
@@ -184,6 +199,7 @@ public final class ClusterNode: Sendable {
         shared.withLock { $0.threadsExit = true }
         commitWake.signal()
         applyWake.signal()
+        threadFinished.wait()
         threadFinished.wait()
         threadFinished.wait()
         loop.storage.close()

@@ -24,6 +24,28 @@ public final class Hive: Sendable {
     static let rootID: Int64 = 1
     /// Key ids the apply stage resolved (see ``KeyIDCache``).
     let keyIDCache = Mutex(KeyIDCache())
+    /// A connection of its own for WAL checkpoints, so they never wait for or delay the writer's
+    /// queue; opened on first use.
+    private let checkpointConnection = Mutex<DatabaseQueue?>(nil)
+
+    /// Copies committed WAL frames into the database file (SQLite's PASSIVE checkpoint: it never
+    /// waits for readers or the writer, it does what it can now). The node calls it from a
+    /// background thread, so the apply stage does not pay for checkpoint I/O and its fsync.
+    public func checkpointWAL() throws(ClusterError) {
+        guard let pool = database as? DatabasePool else { return }
+        try Self.storage {
+            try checkpointConnection.withLock { connection in
+                if connection == nil {
+                    var configuration = Configuration()
+                    configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+                    connection = try DatabaseQueue(path: pool.path, configuration: configuration)
+                }
+                try connection?.writeWithoutTransaction { db in
+                    _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)")
+                }
+            }
+        }
+    }
 
     /// Wraps a database, creating the schema if needed.
     public init(database: any DatabaseWriter) throws(ClusterError) {
@@ -46,6 +68,9 @@ public final class Hive: Sendable {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // WAL checkpoints run off the write path (``checkpointWAL()``); this only bounds the
+            // WAL if they stop.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Limits.hiveWALAutocheckpointPages)")
         }
         let pool = try storage { try DatabasePool(path: path, configuration: configuration) }
         // The hive is sensitive; SQLite creates the -wal and -shm files with the database's mode.
@@ -67,6 +92,10 @@ public final class Hive: Sendable {
     /// Closes the database connections (releasing the files); the hive must not be used after.
     /// A connection still in use stays open until it is released.
     public func close() {
+        checkpointConnection.withLock { connection in
+            try? connection?.close()
+            connection = nil
+        }
         if let pool = database as? DatabasePool {
             try? pool.close()
         } else if let queue = database as? DatabaseQueue {
