@@ -110,14 +110,14 @@ public final class ClusterNode: Sendable {
             metadata: ["cluster": "\(identity.clusterName)", "node": "\(identity.nodeName)", "index": "\(storage.lastIndex)"])
     }
 
-    /// Starts a thread whose name shows in `top -H`, `perf` and `/proc` (Foundation's `Thread.name`
-    /// does not reach the kernel on Linux, and a new thread would inherit its creator's name).
+    /// Starts a thread whose name shows in `top -H`, `perf` and `/proc`. The name is set from
+    /// inside the thread: on Linux only that reaches the kernel (15 characters at most), and
+    /// otherwise a new thread keeps its creator's name.
     static func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
         let thread = Thread {
             Thread.current.name = String(name.prefix(15))
             body()
         }
-        thread.name = name
         thread.start()
     }
 
