@@ -198,6 +198,7 @@ extension ClusterNode {
             $0.status.commitIndex = last
             $0.status.logBytes = logBytes
             $0.status.logFirstIndex = logFirst
+            $0.status.groupsAppended += 1
         }
         maybeStartCheckpoint(logBytes: logBytes)
         return .success(first)

@@ -39,6 +39,9 @@ public struct NodeStatus: Sendable, Equatable {
     public var logFirstIndex: UInt64?
     /// Bytes in the quorum log's segments.
     public var logBytes: Int
+    /// Groups appended since start, each with one write and one fdatasync (fewer than the
+    /// entries when concurrent writes share a group commit).
+    public var groupsAppended: UInt64 = 0
 }
 
 /// The identity fields status reports.

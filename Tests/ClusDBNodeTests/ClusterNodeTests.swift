@@ -68,7 +68,10 @@ struct ClusterNodeTests {
         #expect(node.status.commitIndex == 0)
     }
 
-    @Test("Concurrent writers share fsyncs and every write gets its own index")
+    /// How many groups the writes form depends on scheduling (on a loaded machine the tasks may
+    /// run one after another), so this test checks indexes and counts; `docs/PERFORMANCE.md`
+    /// shows the sharing (more acknowledged writes per second than the disk does fsyncs).
+    @Test("Concurrent writers each get their own index, and all are applied")
     func concurrentWriters() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
@@ -83,6 +86,7 @@ struct ClusterNodeTests {
         #expect(Set(indexes) == Set(1...200))
         let counts = try await node.hive.counts()
         #expect(counts.values == 200)
+        #expect(node.status.groupsAppended >= 1 && node.status.groupsAppended <= 200)
     }
 
     @Test("A second node on the same data directory fails with ERROR_SHARING_VIOLATION")
