@@ -105,6 +105,13 @@ struct ClientAPI: Sendable {
 /// Reads and decodes a JSON request body.
 private func decode<T: Decodable>(_ request: Request) async throws -> T {
     let buffer = try await request.body.collect(upTo: Limits.requestBodyMaxBytes)
+    // The hottest body skips JSONDecoder when it is plain (see FastJSON); anything else, including
+    // every malformed body, takes the full decoder and its error messages.
+    if T.self == ClientProtocol.SetValueRequest.self,
+        let fast = buffer.withUnsafeReadableBytes({ ClientProtocol.SetValueRequest(fastJSON: $0) }) as? T
+    {
+        return fast
+    }
     do {
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
     } catch let error as ClusterError {
