@@ -59,7 +59,10 @@ public struct ByteReader {
     }
 
     /// Reads one byte.
-    public mutating func u8() throws(ClusterError) -> UInt8 { try take(1).first! }
+    public mutating func u8() throws(ClusterError) -> UInt8 {
+        let slice = try take(1)
+        return slice[slice.startIndex]
+    }
 
     /// Reads a 32-bit little-endian integer.
     public mutating func u32() throws(ClusterError) -> UInt32 {

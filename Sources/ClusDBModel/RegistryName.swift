@@ -13,8 +13,8 @@ public enum RegistryName {
         var scalars = String.UnicodeScalarView()
         for scalar in name.unicodeScalars {
             if scalar.value < 0x80 {
-                let v = scalar.value
-                scalars.append((v >= 0x41 && v <= 0x5A) ? Unicode.Scalar(v + 32)! : scalar)
+                let value = UInt8(scalar.value)
+                scalars.append((value >= 0x41 && value <= 0x5A) ? Unicode.Scalar(value + 32) : scalar)
                 continue
             }
             let lower = scalar.properties.lowercaseMapping.unicodeScalars

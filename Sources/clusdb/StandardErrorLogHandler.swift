@@ -27,7 +27,7 @@ struct StandardErrorLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         var line = "\(Date.now.formatted(.iso8601)) \(event.level) \(label): \(event.message)"
-        for key in merged.keys.sorted() { line += " \(key)=\(merged[key]!)" }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }
