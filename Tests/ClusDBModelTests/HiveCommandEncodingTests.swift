@@ -76,4 +76,20 @@ struct HiveCommandEncodingTests {
             #expect(error.failedCommand == 1)
         }
     }
+
+    @Test("A batch over the command limit is refused before its first command")
+    func batchSizeLimit() throws {
+        let atLimit = HiveCommand.batch(
+            root: .root, commands: Array(repeating: .deleteValue(name: "v"), count: Limits.batchCommandsMax))
+        try atLimit.validate()
+        let over = HiveCommand.batch(
+            root: .root, commands: Array(repeating: .deleteValue(name: "v"), count: Limits.batchCommandsMax + 1))
+        do {
+            try over.validate()
+            Issue.record("a batch over the limit validated")
+        } catch {
+            #expect(error.code == .invalidParameter)
+            #expect(error.failedCommand == -1)
+        }
+    }
 }
