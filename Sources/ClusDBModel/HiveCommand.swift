@@ -56,6 +56,15 @@ public enum HiveCommand: Sendable, Hashable {
         }
     }
 
+    /// True when a validated command's outcome is known before it is applied: `setValue` with
+    /// `createKey` creates whatever is missing and cannot fail but for a storage error (which
+    /// stops the node; the committed entry is replayed at restart). Such a write can be answered
+    /// once it is committed.
+    public var outcomeKnownBeforeApply: Bool {
+        if case .setValue(_, _, _, true) = self { return true }
+        return false
+    }
+
     /// True for commands that change nothing when they fail before running.
     public var isBatch: Bool {
         if case .batch = self { return true }

@@ -49,18 +49,51 @@ extension ClusterNode {
             return (Self.takeGroup(from: &state.pending, reserving: mine.payload.count), truncate)
         }
         if let truncate { removeLog(through: truncate) }
-        let group = [mine] + queued
-        let results: [Result<CommitResult, ClusterError>]
+        var group = [mine] + queued
+        let first: UInt64
         switch appendGroup(group) {
-        case .failure(let error): results = group.map { _ in .failure(error) }
-        case .success(let first): results = applyGroup(CommittedGroup(proposals: group, firstIndex: first))
+        case .failure(let error):
+            for proposal in group.dropFirst() { proposal.continuation?.resume(returning: .failure(error)) }
+            handOver()
+            return .failure(error)
+        case .success(let index):
+            first = index
         }
+        answerKnownOutcomes(&group, firstIndex: first)
+        if mine.command.outcomeKnownBeforeApply {
+            // Committed and answered: the apply thread applies the group off this request's path.
+            enqueueForApply(CommittedGroup(proposals: group, firstIndex: first))
+            handOver()
+            return .success(CommitResult(index: first, outcome: .done))
+        }
+        let results = applyGroup(CommittedGroup(proposals: group, firstIndex: first))
         precondition(results.count == group.count, "one result per proposal")
         for (proposal, result) in zip(group.dropFirst(), results.dropFirst()) {
             proposal.continuation?.resume(returning: result)
         }
         handOver()
         return results[0]
+    }
+
+    /// Answers the proposals whose outcome is known as soon as they are committed, and clears
+    /// their continuations so the apply stage does not answer them again.
+    func answerKnownOutcomes(_ group: inout [Proposal], firstIndex: UInt64) {
+        for offset in group.indices where group[offset].command.outcomeKnownBeforeApply {
+            guard let continuation = group[offset].continuation else { continue }
+            continuation.resume(returning: .success(CommitResult(index: firstIndex + UInt64(offset), outcome: .done)))
+            group[offset].continuation = nil
+        }
+    }
+
+    /// Hands a committed group to the apply thread.
+    func enqueueForApply(_ group: CommittedGroup) {
+        let wakeApply = shared.withLock { state -> Bool in
+            state.committed.append(group)
+            if state.applying { return false }
+            state.applying = true
+            return true
+        }
+        if wakeApply { applyWake.signal() }
     }
 
     /// Releases the log stage, or passes it to the commit thread when work is queued.
@@ -94,13 +127,9 @@ extension ClusterNode {
                     case .failure(let error):
                         for proposal in group { proposal.continuation?.resume(returning: .failure(error)) }
                     case .success(let first):
-                        let wakeApply = shared.withLock { state -> Bool in
-                            state.committed.append(CommittedGroup(proposals: group, firstIndex: first))
-                            if state.applying { return false }
-                            state.applying = true
-                            return true
-                        }
-                        if wakeApply { applyWake.signal() }
+                        var answered = group
+                        answerKnownOutcomes(&answered, firstIndex: first)
+                        enqueueForApply(CommittedGroup(proposals: answered, firstIndex: first))
                     }
                 }
             }
@@ -139,11 +168,10 @@ extension ClusterNode {
                 return state.committed.removeFirst()
             }) {
                 let results = applyGroup(group)
+                // Proposals without a continuation were answered at commit (or are an inline
+                // leader's own, already answered).
                 for (proposal, result) in zip(group.proposals, results) {
-                    guard let continuation = proposal.continuation else {
-                        preconditionFailure("queued proposals carry a continuation")
-                    }
-                    continuation.resume(returning: result)
+                    proposal.continuation?.resume(returning: result)
                 }
             }
             if exit {
@@ -223,11 +251,22 @@ extension ClusterNode {
             let failure = ClusterError(
                 error.code, "entries \(first)...\(last) are committed but the hive could not apply them (\(error.message)); restart the node")
             logger.critical("hive apply failed; refusing further writes", metadata: ["error": "\(failure)"])
-            shared.withLock { $0.failure = failure }
+            let waiters = shared.withLock { state in
+                state.failure = failure
+                defer { state.applyWaiters.removeAll() }
+                return state.applyWaiters
+            }
+            for waiter in waiters { waiter.continuation.resume(returning: failure) }
             return group.proposals.map { _ in .failure(failure) }
         }
         precondition(outcomes.count == group.proposals.count, "one outcome per committed command")
-        shared.withLock { $0.status.appliedIndex = last }
+        let ready = shared.withLock { state in
+            state.status.appliedIndex = last
+            let ready = state.applyWaiters.filter { $0.index <= last }
+            state.applyWaiters.removeAll { $0.index <= last }
+            return ready
+        }
+        for waiter in ready { waiter.continuation.resume(returning: nil) }
         return outcomes.enumerated().map { offset, outcome in
             .success(CommitResult(index: first + UInt64(offset), outcome: outcome))
         }

@@ -27,8 +27,9 @@ import Synchronization
 /// With one member the durable append on the only member is the commit; the replication issue
 /// puts the Raft replica between append and commit without changing this interface.
 public final class ClusterNode: Sendable {
-    /// The hive; reads go straight to it (each read sees one applied index, and every write was
-    /// applied before it was answered).
+    /// The hive. It may lag the commit index by the groups still in the apply stage (a write
+    /// whose outcome is known is answered once committed), so linearizable reads go through
+    /// ``read(_:)``, which waits for the apply stage first.
     public let hive: Hive
     /// The node's identity.
     public let identity: NodeIdentity
@@ -80,6 +81,8 @@ public final class ClusterNode: Sendable {
         var truncateThrough: UInt64?
         /// Size of the newest checkpoint image, for amortizing the next one.
         var lastCheckpointBytes = 0
+        /// Reads waiting for the applied index to reach theirs.
+        var applyWaiters: [(index: UInt64, continuation: CheckedContinuation<ClusterError?, Never>)] = []
     }
 
     /// Recovers the data directory and makes the node ready for writes.
@@ -137,6 +140,37 @@ public final class ClusterNode: Sendable {
 
     /// Where the node stands now.
     public var status: NodeStatus { shared.withLock { $0.status } }
+
+    /// Runs a read on the hive once every write committed before this call is applied (ReadIndex
+    /// on one node): a read that starts after a write was answered sees it.
+    /// - Throws: the body's error, or the node's failure when the apply stage stopped.
+    public func read<T: Sendable>(_ body: (Hive) async throws(ClusterError) -> T) async throws(ClusterError) -> T {
+        try await waitUntilApplied(shared.withLock { $0.status.commitIndex })
+        return try await body(hive)
+    }
+
+    /// Waits until the applied index reaches `index`.
+    /// - Throws: the node's failure when the apply stage stopped.
+    public func waitUntilApplied(_ index: UInt64) async throws(ClusterError) {
+        let ready: ClusterError?? = shared.withLock { state in
+            if let failure = state.failure { return .some(failure) }
+            return state.status.appliedIndex >= index ? .some(nil) : nil
+        }
+        if let ready {
+            if let error = ready { throw error }
+            return
+        }
+        let failure = await withCheckedContinuation { (continuation: CheckedContinuation<ClusterError?, Never>) in
+            let resumeNow: ClusterError?? = shared.withLock { state in
+                if let failure = state.failure { return .some(failure) }
+                if state.status.appliedIndex >= index { return .some(nil) }
+                state.applyWaiters.append((index, continuation))
+                return nil
+            }
+            if let resumeNow { continuation.resume(returning: resumeNow) }
+        }
+        if let failure { throw failure }
+    }
 
     /// Proposes a change and waits until it is committed and applied.
     ///

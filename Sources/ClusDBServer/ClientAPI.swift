@@ -43,19 +43,23 @@ struct ClientAPI: Sendable {
             return ClientProtocol.WriteResponse(index: try await commit(command).index)
         }
         route(router, "registry/open-key") { (request: ClientProtocol.KeyRequest) in
-            try await node.hive.openKey(try KeyPath(request.key))
+            let path = try KeyPath(request.key)
+            try await node.read { (hive) throws(ClusterError) in try await hive.openKey(path) }
             return ClientProtocol.WriteResponse(index: node.status.appliedIndex)
         }
         route(router, "registry/enum-key") { (request: ClientProtocol.KeyRequest) in
-            try await node.hive.listing(of: try KeyPath(request.key))
+            let path = try KeyPath(request.key)
+            return try await node.read { (hive) throws(ClusterError) in try await hive.listing(of: path) }
         }
         route(router, "registry/query-value") { (request: ClientProtocol.ValueRequest) in
-            try await node.hive.queryValue(key: try KeyPath(request.key), name: request.name)
+            let path = try KeyPath(request.key)
+            return try await node.read { (hive) throws(ClusterError) in try await hive.queryValue(key: path, name: request.name) }
         }
         router.post("\(prefix)/registry/export") { request, _ -> Response in
             do {
                 let body: ClientProtocol.KeyRequest = try await decode(request)
-                let tree = try await node.hive.export(try KeyPath(body.key))
+                let path = try KeyPath(body.key)
+                let tree = try await node.read { (hive) throws(ClusterError) in try await hive.export(path) }
                 return Response(
                     status: .ok, headers: [.contentType: "application/json"],
                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: tree.jsonBytes())))

@@ -24,6 +24,13 @@ struct ClusterNodeTests {
         try await node.propose(.setValue(key: try KeyPath(key), name: name, value: value, createKey: true))
     }
 
+    /// The hive once every committed write is applied (writes with a known outcome are answered
+    /// at commit, before the apply stage reaches them).
+    static func applied(_ node: ClusterNode) async throws -> Hive {
+        try await node.waitUntilApplied(node.status.commitIndex)
+        return node.hive
+    }
+
     static func startError(_ configuration: NodeConfiguration) -> ClusterError? {
         do {
             let node = try ClusterNode(configuration: configuration, logger: logger)
@@ -34,7 +41,7 @@ struct ClusterNodeTests {
         }
     }
 
-    @Test("Writes are applied before they are answered and survive a restart")
+    @Test("A read after a write's answer sees it, and writes survive a restart")
     func restart() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
@@ -43,17 +50,39 @@ struct ClusterNodeTests {
             let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
             let result = try await Self.set(node, #"A\B"#, "v", .string("one"))
             #expect(result.index == 1 && result.outcome == .done)
-            #expect(try await node.hive.queryValue(key: try KeyPath(#"A\B"#), name: "v") == .string("one"))
+            #expect(try await Self.applied(node).queryValue(key: try KeyPath(#"A\B"#), name: "v") == .string("one"))
             let failed = try await node.propose(.deleteKey(try KeyPath("A"), recursive: false))
             #expect(failed.outcome == .failed(ClusterError(.accessDenied, "key \"A\" has subkeys; delete them first or delete recursively")))
-            exported = try await node.hive.export(.root).jsonBytes()
+            exported = try await Self.applied(node).export(.root).jsonBytes()
             node.stop()
         }
         let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
         defer { node.stop() }
-        #expect(try await node.hive.export(.root).jsonBytes() == exported)
+        #expect(try await Self.applied(node).export(.root).jsonBytes() == exported)
         #expect(node.status.commitIndex == 2)
         #expect(try await Self.set(node, "C", "w", .dword(1)).index == 3)
+    }
+
+    @Test("Writes answered at commit are seen by every read that starts after the answer")
+    func readYourWrites() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+        defer { node.stop() }
+        for round in 0..<300 {
+            let write = HiveCommand.setValue(key: try KeyPath(components: ["R", String(round % 5)]), name: "v", value: .dword(UInt32(round)), createKey: true)
+            #expect(write.outcomeKnownBeforeApply)
+            let result = try await node.propose(write)
+            #expect(result.outcome == .done)
+            let key = try KeyPath(components: ["R", String(round % 5)])
+            let seen = try await node.read { (hive) throws(ClusterError) in try await hive.queryValue(key: key, name: "v") }
+            #expect(seen == .dword(UInt32(round)), "round \(round)")
+            #expect(node.status.appliedIndex >= result.index)
+        }
+        // Writes whose outcome depends on the hive are still answered after they are applied.
+        #expect(!HiveCommand.deleteValue(key: try KeyPath("R"), name: "v").outcomeKnownBeforeApply)
+        let missing = try await node.propose(.deleteValue(key: try KeyPath("R"), name: "v"))
+        #expect(missing.outcome == .failed(ClusterError(.fileNotFound, "value \"v\" does not exist in key \"R\"")))
     }
 
     @Test("Invalid input is refused before anything is logged")
@@ -84,7 +113,7 @@ struct ClusterNodeTests {
             return try await group.reduce(into: [UInt64]()) { $0.append($1) }
         }
         #expect(Set(indexes) == Set(1...200))
-        let counts = try await node.hive.counts()
+        let counts = try await Self.applied(node).counts()
         #expect(counts.values == 200)
         #expect(node.status.groupsAppended >= 1 && node.status.groupsAppended <= 200)
     }
@@ -126,21 +155,21 @@ struct ClusterNodeTests {
             _ = try await Self.set(node, "Data", "last", .dword(1))
             #expect(node.status.checkpointIndex > 0)
             #expect((node.status.logFirstIndex ?? 0) > 1)
-            exported = try await node.hive.export(.root).jsonBytes()
+            exported = try await Self.applied(node).export(.root).jsonBytes()
             node.stop()
         }
         #expect(try !ClusterCheckpoints.list(in: data.quorum).isEmpty)
         // Restart from the live hive.
         do {
             let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
-            #expect(try await node.hive.export(.root).jsonBytes() == exported)
+            #expect(try await Self.applied(node).export(.root).jsonBytes() == exported)
             node.stop()
         }
         // Lose the hive entirely: checkpoint + log rebuild it.
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: data.hive + suffix) }
         do {
             let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
-            #expect(try await node.hive.export(.root).jsonBytes() == exported)
+            #expect(try await Self.applied(node).export(.root).jsonBytes() == exported)
             node.stop()
         }
         // Damage the hive file: rebuilt the same way.
@@ -148,7 +177,7 @@ struct ClusterNodeTests {
         for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: data.hive + suffix) }
         let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
         defer { node.stop() }
-        #expect(try await node.hive.export(.root).jsonBytes() == exported)
+        #expect(try await Self.applied(node).export(.root).jsonBytes() == exported)
     }
 
     @Test("A damaged log before its tail stops the node with ERROR_CLUSTERLOG_CORRUPT and changes nothing")
@@ -263,9 +292,9 @@ struct ClusterNodePipelineTests {
         let restarted = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
         defer { restarted.stop() }
         for (key, name) in acknowledged {
-            #expect(try await restarted.hive.queryValue(key: try KeyPath(key), name: name) == .string(payload + name))
+            #expect(try await ClusterNodeTests.applied(restarted).queryValue(key: try KeyPath(key), name: name) == .string(payload + name))
         }
-        let counts = try await restarted.hive.counts()
+        let counts = try await ClusterNodeTests.applied(restarted).counts()
         #expect(counts.values == acknowledged.count + 1)
         #expect(restarted.status.commitIndex == restarted.status.appliedIndex)
     }
