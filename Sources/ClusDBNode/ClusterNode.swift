@@ -17,7 +17,9 @@ import Synchronization
 ///   ``Limits/groupCommitEntriesMax``), appends it with one write and one fdatasync, and marks
 ///   it committed.
 /// - The **apply stage** applies committed groups to the hive, in index order, one transaction
-///   per group, and answers the proposers.
+///   per group, and answers the proposers. A write whose outcome is known before it is applied
+///   (``HiveCommand/outcomeKnownBeforeApply``) is answered at commit instead; ``read(_:)`` waits
+///   for the apply stage, so reads still see every answered write.
 ///
 /// Who does the work: a proposer that finds the node idle runs both stages for its own write on
 /// its own thread, so an uncontended write crosses no thread. When writes queue up, the commit
