@@ -108,4 +108,30 @@ struct HTTPAPITests {
             #expect(error.code == .invalidHandle)
         }
     }
+
+    @Test("Through the service, a read after a write's answer sees the write, from any connection")
+    func readYourWrites() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let server = try ServerProcess(dataDirectory: dir.file("data"))
+        defer { server.stop() }
+        let writer = try await openCluster(server.endpoint)
+        let reader = try await openCluster(server.endpoint)
+        defer {
+            writer.close()
+            reader.close()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<4 {
+                group.addTask {
+                    for round in 0..<50 {
+                        let key = "RYW\\l\(lane)"
+                        try await writer.setValue(key: key, name: "v", value: .dword(UInt32(round)), createKey: true)
+                        #expect(try await reader.queryValue(key: key, name: "v") == .dword(UInt32(round)))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
 }
