@@ -73,20 +73,6 @@ public final class DataDirectory: Sendable {
         return fd
     }
 
-    /// True when a process holds the lock of the data directory at `path` (without taking it).
-    public static func isInUse(_ path: String) -> Bool {
-        let lockPath = FileSystem.join(path, "LOCK")
-        guard FileSystem.exists(lockPath) else { return false }
-        do {
-            let fd = try lock(lockPath)
-            flock(fd, LOCK_UN)
-            close(fd)
-            return false
-        } catch {
-            return error.code == .sharingViolation
-        }
-    }
-
     /// Reads the identity, nil when the directory has none yet.
     /// - Throws: `ERROR_INVALID_DATA` for an unreadable identity file.
     public func readIdentity() throws(ClusterError) -> NodeIdentity? {

@@ -345,14 +345,4 @@ public final class QuorumLog {
         if removed > 0 { try FileSystem.syncDirectory(directory) }
         return removed
     }
-
-    /// Deletes every segment and starts over so that the next append may start at any index
-    /// (after a checkpoint replaced the whole state).
-    public func reset() throws(ClusterError) {
-        active = nil
-        for segment in segments { try FileSystem.removeFile(segment.path) }
-        segments.removeAll()
-        lastTerm = 0
-        try FileSystem.syncDirectory(directory)
-    }
 }
