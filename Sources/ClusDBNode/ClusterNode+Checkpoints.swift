@@ -64,7 +64,6 @@ extension ClusterNode {
     func removeLog(through index: UInt64) {
         do {
             let removed = try loop.storage.log.removeSegments(through: index)
-            loop.storage.checkpointIndex = index
             let logBytes = loop.storage.log.totalBytes
             let logFirst = loop.storage.log.firstIndex
             shared.withLock {

@@ -154,24 +154,36 @@ public final class ClusterNode: Sendable {
     /// Waits until the applied index reaches `index`.
     /// - Throws: the node's failure when the apply stage stopped.
     public func waitUntilApplied(_ index: UInt64) async throws(ClusterError) {
-        let ready: ClusterError?? = shared.withLock { state in
-            if let failure = state.failure { return .some(failure) }
-            return state.status.appliedIndex >= index ? .some(nil) : nil
-        }
-        if let ready {
-            if let error = ready { throw error }
-            return
+        switch shared.withLock({ Self.applyProgress(of: $0, toward: index) }) {
+        case .reached: return
+        case .failed(let error): throw error
+        case .pending: break
         }
         let failure = await withCheckedContinuation { (continuation: CheckedContinuation<ClusterError?, Never>) in
-            let resumeNow: ClusterError?? = shared.withLock { state in
-                if let failure = state.failure { return .some(failure) }
-                if state.status.appliedIndex >= index { return .some(nil) }
-                state.applyWaiters.append((index, continuation))
-                return nil
+            let progress = shared.withLock { state in
+                let progress = Self.applyProgress(of: state, toward: index)
+                if case .pending = progress { state.applyWaiters.append((index, continuation)) }
+                return progress
             }
-            if let resumeNow { continuation.resume(returning: resumeNow) }
+            switch progress {
+            case .reached: continuation.resume(returning: nil)
+            case .failed(let error): continuation.resume(returning: error)
+            case .pending: break
+            }
         }
         if let failure { throw failure }
+    }
+
+    /// Where the apply stage stands relative to a read's index.
+    private enum ApplyProgress {
+        case reached
+        case pending
+        case failed(ClusterError)
+    }
+
+    private static func applyProgress(of state: Shared, toward index: UInt64) -> ApplyProgress {
+        if let failure = state.failure { return .failed(failure) }
+        return state.status.appliedIndex >= index ? .reached : .pending
     }
 
     /// Proposes a change and waits until it is committed and applied.

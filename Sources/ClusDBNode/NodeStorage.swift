@@ -14,7 +14,8 @@ final class NodeStorage {
     let identity: NodeIdentity
     let log: QuorumLog
     let hive: Hive
-    var checkpointIndex: UInt64
+    /// Index of the newest valid checkpoint at start-up (the node tracks later ones in its status).
+    let checkpointIndex: UInt64
     /// Index and term of the last entry in the log or, with an empty log, in the hive.
     var lastIndex: UInt64
     var lastTerm: UInt64

@@ -36,8 +36,3 @@ enum Output {
     /// How a value name shows in text output.
     static func displayName(_ name: String) -> String { name.isEmpty ? "(default)" : name }
 }
-
-/// Opens the cluster named by the root command's `--cluster`.
-func connect(_ name: String?) async throws(ClusterError) -> Cluster {
-    try await openCluster(name)
-}

@@ -32,7 +32,7 @@ struct RegSet: AsyncParsableCommand {
         let value = try RegistryValue(type: valueType, commandLineData: data)
         _ = try KeyPath(keyPath)
         try RegistryName.validateValueName(valueName)
-        let cluster = try await connect(root.cluster)
+        let cluster = try await openCluster(root.cluster)
         defer { cluster.close() }
         try await cluster.setValue(key: keyPath, name: valueName, value: value, createKey: true)
     }
@@ -48,7 +48,7 @@ struct RegGet: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() async throws {
-        let cluster = try await connect(root.cluster)
+        let cluster = try await openCluster(root.cluster)
         defer { cluster.close() }
         if let valueName {
             let value = try await cluster.queryValue(key: keyPath, name: valueName)
@@ -81,7 +81,7 @@ struct RegList: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON: {\"keys\": [...], \"values\": [{\"name\", \"type\", \"data\"}]}.") var json = false
 
     func run() async throws {
-        let cluster = try await connect(root.cluster)
+        let cluster = try await openCluster(root.cluster)
         defer { cluster.close() }
         let listing = try await cluster.enumerate(key: keyPath)
         if json {
@@ -111,7 +111,7 @@ struct RegRemove: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let cluster = try await connect(root.cluster)
+        let cluster = try await openCluster(root.cluster)
         defer { cluster.close() }
         if let valueName {
             try await cluster.deleteValue(key: keyPath, name: valueName)
@@ -129,7 +129,7 @@ struct RegExport: AsyncParsableCommand {
     @Argument(help: "Key path (default: the whole hive).") var keyPath: String = ""
 
     func run() async throws {
-        let cluster = try await connect(root.cluster)
+        let cluster = try await openCluster(root.cluster)
         defer { cluster.close() }
         Output.write(try await cluster.exportJSON(key: keyPath))
     }
@@ -156,7 +156,7 @@ struct RegImport: AsyncParsableCommand {
         }
         let tree = try ExportedKey(jsonBytes: data)
         _ = try KeyPath(key)
-        let cluster = try await connect(root.cluster)
+        let cluster = try await openCluster(root.cluster)
         defer { cluster.close() }
         let index = try await cluster.importTree(tree, at: key)
         Output.write(Data("imported \(tree.keyCount) keys and \(tree.valueCount) values at index \(index)\n".utf8))

@@ -10,7 +10,7 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() async throws {
-        let cluster = try await connect(root.cluster)
+        let cluster = try await openCluster(root.cluster)
         defer { cluster.close() }
         let status = try await cluster.status()
         if json {
