@@ -15,6 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -33,11 +34,21 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Backups: the directory layout of DESIGN §6, its manifest, verification, the stream
+        // format, and restore into a stopped node's data directory.
+        .target(
+            name: "ClusDBBackup",
+            dependencies: [
+                "ClusDBModel", "ClusDBStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The driver: propose -> append + fsync -> commit -> apply -> answer.
         .target(
             name: "ClusDBNode",
             dependencies: [
-                "ClusDBModel", "ClusDBStore",
+                "ClusDBModel", "ClusDBStore", "ClusDBBackup",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -46,19 +57,20 @@ let package = Package(
         .target(
             name: "ClusDBServer",
             dependencies: [
-                "ClusDBModel", "ClusDBStore", "ClusDBNode",
+                "ClusDBModel", "ClusDBStore", "ClusDBNode", "ClusDBBackup",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
-        // The Swift client library. It never imports the server's modules.
-        .target(name: "ClusAPI", dependencies: ["ClusDBModel"], swiftSettings: strictSettings),
+        // The Swift client library. It never imports the node or server modules; restore acts on
+        // the local data directory, so it uses the backup module.
+        .target(name: "ClusAPI", dependencies: ["ClusDBModel", "ClusDBStore", "ClusDBBackup"], swiftSettings: strictSettings),
         .executableTarget(
             name: "clusdb",
             dependencies: [
-                "ClusAPI", "ClusDBServer", "ClusDBModel",
+                "ClusAPI", "ClusDBServer", "ClusDBModel", "ClusDBStore", "ClusDBBackup",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -70,6 +82,11 @@ let package = Package(
         .testTarget(
             name: "ClusDBStoreTests",
             dependencies: ["ClusDBTestSupport", "ClusDBStore", "ClusDBModel"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ClusDBBackupTests",
+            dependencies: ["ClusDBTestSupport", "ClusDBBackup", "ClusDBStore", "ClusDBModel"],
             swiftSettings: strictSettings
         ),
         .testTarget(

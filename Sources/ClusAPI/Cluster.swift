@@ -1,4 +1,6 @@
+import ClusDBBackup
 import ClusDBModel
+import ClusDBStore
 import Foundation
 import Synchronization
 
@@ -108,6 +110,59 @@ public final class Cluster: Sendable {
             "registry/delete-value", ClientProtocol.ValueRequest(key: key, name: name))
     }
 
+    // MARK: Backup
+
+    /// Backs up the cluster database (`BackupClusterDatabase`) into the directory `path`.
+    ///
+    /// By default the backup is streamed from the node and written on this machine; with
+    /// `onQuorumOwner` the quorum owner writes `path` in its own file system (the original
+    /// semantics). Either way the directory holds the layout of `DESIGN.md` §6 and its completion
+    /// marker is written last, after the backup verified.
+    ///
+    /// - Returns: the manifest written.
+    /// - Throws: `ERROR_DIRECTORY` when `path` is a file, `ERROR_PATH_NOT_FOUND` when its parent is
+    ///   missing, `ERROR_ACCESS_DENIED`, `ERROR_DISK_FULL`, `ERROR_ALREADY_EXISTS` when the
+    ///   directory holds files that are not a backup, `ERROR_BUSY` while another backup runs.
+    @discardableResult
+    public func backupClusterDatabase(to path: String, onQuorumOwner: Bool = false) async throws(ClusterError) -> BackupManifest {
+        let transport = try live()
+        if onQuorumOwner {
+            return try await transport.call("backup", ClientProtocol.BackupRequest(path: path))
+        }
+        let endpoints = transport.endpoints
+        return try await BlockingThread.run(named: "clusapi-backup") { () throws(ClusterError) -> BackupManifest in
+            try Self.receiveBackup(into: try BackupDirectoryWriter(path: path), from: endpoints)
+        }
+    }
+
+    private static func receiveBackup(into writer: BackupDirectoryWriter, from endpoints: [String]) throws(ClusterError) -> BackupManifest {
+        var lastProblem = "no endpoint given"
+        for endpoint in endpoints {
+            let receiver = BackupStreamReceiver(writer: writer)
+            do throws(StreamingHTTPClient.Failure) {
+                try StreamingHTTPClient.post(endpoint: endpoint, path: "backup/stream", body: Array("{}".utf8)) {
+                    (piece) throws(ClusterError) in try receiver.receive(piece)
+                }
+            } catch {
+                switch error {
+                case .cannotConnect(let problem):
+                    lastProblem = problem
+                    continue
+                case .failed(let clusterError):
+                    writer.discard()
+                    throw clusterError
+                }
+            }
+            do throws(ClusterError) {
+                return try receiver.finish()
+            } catch {
+                throw error
+            }
+        }
+        writer.discard()
+        throw ClusterError(.clusterNodeDown, "no node of the cluster answered (\(lastProblem))")
+    }
+
     // MARK: Batches, export, import
 
     /// Runs an atomic batch (`ClusterRegCloseBatch` with commit): every command or none.
@@ -168,4 +223,38 @@ public func openCluster(_ name: String? = nil) async throws(ClusterError) -> Clu
         transport.invalidate()
         throw error
     }
+}
+
+/// Restores a backup into this machine's stopped node (`RestoreClusterDatabase`).
+///
+/// The backup is verified first; nothing is touched when it is damaged or incomplete
+/// (`ERROR_DATABASE_BACKUP_CORRUPT`), when a node is running on the data directory
+/// (`ERROR_SHARING_VIOLATION`), or when the data directory belongs to another cluster and `force`
+/// is false (`ERROR_QUORUM_DISK_NOT_FOUND`). The restore is all-or-nothing even if it is killed.
+/// Start the node afterwards: it forms the cluster alone from the restored database.
+///
+/// - Parameters:
+///   - path: the backup directory.
+///   - force: replace a data directory of another cluster.
+///   - quorumPath: put the restored checkpoint and quorum log in this new or empty directory
+///     (a replacement location) instead of the data directory's `quorum/`.
+///   - dataDirectory: the node's data directory (default `$CLUSDB_DATA_DIR` or `./clusdb-data`).
+///   - toIndex: replay the backup's quorum log only up to this index.
+///   - dryRun: report what would change and change nothing.
+/// - Returns: what was (or would be) restored.
+@discardableResult
+public func restoreClusterDatabase(
+    from path: String, force: Bool = false, quorumPath: String? = nil, dataDirectory: String? = nil,
+    toIndex: UInt64? = nil, dryRun: Bool = false
+) async throws(ClusterError) -> RestoreReport {
+    let request = RestoreRequest(
+        backupDirectory: path, dataDirectory: dataDirectory ?? defaultDataDirectory(), force: force,
+        quorumPath: quorumPath.flatMap { $0.isEmpty ? nil : $0 }, toIndex: toIndex, dryRun: dryRun)
+    return try await BlockingThread.run(named: "clusapi-restore") { () throws(ClusterError) -> RestoreReport in try ClusterRestore.run(request) }
+}
+
+/// The local node's data directory: `$CLUSDB_DATA_DIR`, or `./clusdb-data` as `clusdb serve` uses.
+public func defaultDataDirectory() -> String {
+    if let value = ProcessInfo.processInfo.environment["CLUSDB_DATA_DIR"], !value.isEmpty { return value }
+    return "./clusdb-data"
 }

@@ -12,6 +12,14 @@ public enum ClientProtocol {
         public init(key: String) { self.key = key }
     }
 
+    /// `{"path"}`: backup written by the node itself (`--on-quorum-owner`).
+    public struct BackupRequest: Codable, Sendable {
+        /// The backup directory, in the node's file system.
+        public var path: String
+        /// Creates a request.
+        public init(path: String) { self.path = path }
+    }
+
     /// `{"key", "name"}`: query-value, delete-value.
     public struct ValueRequest: Codable, Sendable {
         /// The key path.

@@ -19,7 +19,7 @@ extension ClusterNode {
         }
         guard logBytes > loop.maxLogBytes else { return }
         let start = shared.withLock { state -> Bool in
-            if state.checkpointRunning || state.stopping { return false }
+            if state.checkpointRunning || state.backupRunning || state.stopping { return false }
             // Amortize: a checkpoint copies the whole hive, so a large hive is checkpointed only
             // after the log has grown by a fixed fraction of it (see Limits).
             if logBytes < state.lastCheckpointBytes / Limits.checkpointImageBytesPerLogByte { return false }

@@ -80,6 +80,8 @@ public final class ClusterNode: Sendable {
         var failure: ClusterError?
         var status: NodeStatus
         var checkpointRunning = false
+        /// True while a backup pins a checkpoint and log segments: no checkpoint starts meanwhile.
+        var backupRunning = false
         var truncateThrough: UInt64?
         /// Size of the newest checkpoint image, for amortizing the next one.
         var lastCheckpointBytes = 0

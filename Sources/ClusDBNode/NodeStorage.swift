@@ -44,6 +44,11 @@ final class NodeStorage {
 
     static func recover(_ configuration: NodeConfiguration, logger: Logger) throws(ClusterError) -> NodeStorage {
         let directory = try DataDirectory(path: configuration.dataDirectory)
+        switch try RestoreJournal.recover(directory.path) {
+        case .nothing: break
+        case .rolledBack: logger.warning("discarded an unfinished restore that had not reached its commit point")
+        case .rolledForward: logger.notice("finished a restore that was interrupted after its commit point")
+        }
         let identity = try loadIdentity(directory, configuration)
         let (log, recovery) = try QuorumLog.open(directory: directory.logDirectory)
         if let reason = recovery.reason {
@@ -144,25 +149,12 @@ final class NodeStorage {
         }
         try log.readEntries(from: applied + 1, through: last) { (entries) throws(ClusterError) in
             for entry in entries {
-                chunk.append(try Self.committed(entry))
+                chunk.append(try Hive.Committed(entry: entry))
                 if chunk.count >= Self.replayChunkEntries { try flush() }
             }
         }
         try flush()
         logger.info("replayed the quorum log", metadata: ["from": "\(applied + 1)", "through": "\(last)"])
-    }
-
-    static func committed(_ entry: LogEntry) throws(ClusterError) -> Hive.Committed {
-        switch entry.kind {
-        case .noop:
-            return Hive.Committed(index: entry.index, term: entry.term, command: nil)
-        case .command:
-            do throws(ClusterError) {
-                return Hive.Committed(index: entry.index, term: entry.term, command: try HiveCommand(encoded: entry.payload))
-            } catch {
-                throw ClusterError(.clusterLogCorrupt, "log entry \(entry.index) passes its checksum but does not decode: \(error.message)")
-            }
-        }
     }
 }
 

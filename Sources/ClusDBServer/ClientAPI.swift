@@ -1,3 +1,4 @@
+import ClusDBBackup
 import ClusDBModel
 import ClusDBNode
 import ClusDBStore
@@ -55,6 +56,25 @@ struct ClientAPI: Sendable {
             let path = try KeyPath(request.key)
             return try await node.read { (hive) throws(ClusterError) in try await hive.queryValue(key: path, name: request.name) }
         }
+        route(router, "backup") { (request: ClientProtocol.BackupRequest) in
+            try await node.backup(to: request.path)
+        }
+        router.post("\(prefix)/backup/stream") { request, _ -> Response in
+            do {
+                _ = try await request.body.collect(upTo: Limits.requestBodyMaxBytes)
+                let source = SourceBox(source: try await node.openBackup())
+                return Response(
+                    status: .ok, headers: [.contentType: "application/octet-stream"],
+                    body: ResponseBody { writer in
+                        defer { source.source.close() }
+                        var producer = BackupStreamProducer(source: source.source)
+                        while let bytes = producer.next() { try await writer.write(ByteBuffer(bytes: bytes)) }
+                        try await writer.finish(nil)
+                    })
+            } catch {
+                return failure(error)
+            }
+        }
         router.post("\(prefix)/registry/export") { request, _ -> Response in
             do {
                 let body: ClientProtocol.KeyRequest = try await decode(request)
@@ -104,6 +124,11 @@ struct ClientAPI: Sendable {
             restoreGeneration: identity.restoreGeneration, checkpointIndex: status.checkpointIndex,
             quorumLogBytes: status.logBytes, version: ProductVersion.current)
     }
+}
+
+/// Hands a pinned backup to the response body's writer task, which alone uses it.
+private struct SourceBox: @unchecked Sendable {
+    let source: BackupSource
 }
 
 /// Reads and decodes a JSON request body.
@@ -159,6 +184,7 @@ private func failure(_ error: any Error) -> Response {
     case .fileNotFound, .pathNotFound: status = .notFound
     case .invalidParameter, .invalidFunction: status = .badRequest
     case .accessDenied: status = .forbidden
+    case .directory, .alreadyExists: status = .conflict
     case .busy, .clusterShuttingDown: status = .serviceUnavailable
     default: status = .internalServerError
     }

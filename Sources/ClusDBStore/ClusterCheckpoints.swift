@@ -20,19 +20,10 @@ public struct ClusterCheckpoint: Sendable, Equatable {
 /// its directory fsynced: a crash leaves either no checkpoint or a complete one.
 public enum ClusterCheckpoints {
     /// `chk<NNNN>.tmp`, at least four digits.
-    public static func fileName(sequence: Int) -> String {
-        precondition(sequence > 0, "checkpoint sequence numbers start at 1")
-        let digits = String(sequence)
-        return "chk" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits + ".tmp"
-    }
+    public static func fileName(sequence: Int) -> String { BackupLayout.checkpointFileName(sequence: sequence) }
 
     /// The sequence number of a checkpoint file name, nil for other names.
-    public static func sequence(ofFileName name: String) -> Int? {
-        guard name.hasPrefix("chk"), name.hasSuffix(".tmp") else { return nil }
-        let digits = name.dropFirst(3).dropLast(4)
-        guard digits.count >= 4, digits.allSatisfy(\.isASCII), let number = Int(digits), number > 0 else { return nil }
-        return number
-    }
+    public static func sequence(ofFileName name: String) -> Int? { BackupLayout.checkpointSequence(ofFileName: name) }
 
     /// The checkpoint files in `directory` as (sequence, path), oldest first.
     public static func list(in directory: String) throws(ClusterError) -> [(sequence: Int, path: String)] {
@@ -93,6 +84,13 @@ public enum ClusterCheckpoints {
                 return try Hive.state(db)
             }
         }
+    }
+
+    /// The state recorded in a checkpoint image, read without checking the whole file.
+    public static func state(path: String) throws(ClusterError) -> HiveState {
+        let hive = try Hive.openReadOnly(path: path)
+        defer { hive.close() }
+        return try hive.state()
     }
 
     /// The newest checkpoint in `directory` that validates; damaged newer ones are skipped.

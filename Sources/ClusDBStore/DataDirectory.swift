@@ -32,14 +32,37 @@ public final class DataDirectory: Sendable {
     /// Opens (creating, mode 0700) a data directory and takes its lock.
     /// - Throws: `ERROR_SHARING_VIOLATION` when another process holds it; I/O errors.
     public init(path: String) throws(ClusterError) {
-        var trimmed = path
-        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
-        if FileSystem.exists(trimmed) && !FileSystem.isDirectory(trimmed) {
-            throw ClusterError(.directory, "data directory \(trimmed) is a file")
-        }
+        let trimmed = try Self.checkedPath(path)
         try FileSystem.makeDirectories(trimmed)
         self.path = trimmed
         lockDescriptor = try Self.lock(FileSystem.join(trimmed, "LOCK"))
+    }
+
+    /// Takes the lock of an existing data directory without creating anything (a dry run
+    /// reads a data directory and must not change it). A directory without a `LOCK` file was
+    /// never used by a node, so there is nothing to lock.
+    /// - Returns: nil when there is no `LOCK` file.
+    /// - Throws: `ERROR_SHARING_VIOLATION` when a running node holds it.
+    public static func lockExisting(path: String) throws(ClusterError) -> DataDirectory? {
+        let trimmed = try checkedPath(path)
+        let lockPath = FileSystem.join(trimmed, "LOCK")
+        guard FileSystem.exists(lockPath) else { return nil }
+        return DataDirectory(path: trimmed, lockDescriptor: try lock(lockPath))
+    }
+
+    private init(path: String, lockDescriptor: Int32) {
+        self.path = path
+        self.lockDescriptor = lockDescriptor
+    }
+
+    private static func checkedPath(_ path: String) throws(ClusterError) -> String {
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard !trimmed.isEmpty else { throw ClusterError(.invalidParameter, "the data directory path is empty") }
+        if FileSystem.exists(trimmed) && !FileSystem.isDirectory(trimmed) {
+            throw ClusterError(.directory, "data directory \(trimmed) is a file")
+        }
+        return trimmed
     }
 
     deinit { unlock() }
@@ -87,15 +110,7 @@ public final class DataDirectory: Sendable {
 
     /// Writes the identity atomically.
     public func writeIdentity(_ identity: NodeIdentity) throws(ClusterError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let bytes: [UInt8]
-        do {
-            bytes = Array(try encoder.encode(identity)) + [0x0A]
-        } catch {
-            preconditionFailure("NodeIdentity always encodes: \(error)")
-        }
-        try FileSystem.writeAtomically(bytes, to: identityPath)
+        try FileSystem.writeAtomically(identity.jsonBytes(), to: identityPath)
     }
 }
 
@@ -115,6 +130,17 @@ public struct NodeIdentity: Codable, Sendable, Equatable {
     public var restoreGeneration: UInt64
     /// The current term of the quorum log.
     public var currentTerm: UInt64
+
+    /// The identity as `node.json` holds it: sorted, pretty-printed JSON and a newline.
+    public func jsonBytes() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            return Array(try encoder.encode(self)) + [0x0A]
+        } catch {
+            preconditionFailure("NodeIdentity always encodes: \(error)")
+        }
+    }
 
     /// Creates an identity.
     public init(

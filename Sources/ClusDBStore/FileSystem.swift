@@ -97,6 +97,28 @@ public enum FileSystem {
         return names.sorted()
     }
 
+    /// Removes a file, or a directory with everything in it, if it exists. Symbolic links are
+    /// removed, never followed. No directory fsync; callers batch that.
+    public static func removeTree(_ path: String) throws(ClusterError) {
+        var info = stat()
+        if lstat(path, &info) != 0 {
+            if errno == ENOENT { return }
+            throw error(errno, "stat", path)
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            for name in try list(path) { try removeTree(join(path, name)) }
+            if rmdir(path) != 0 && errno != ENOENT { throw error(errno, "rmdir", path) }
+        } else {
+            try removeFile(path)
+        }
+    }
+
+    /// Fsyncs a directory, reporting a failure instead of stopping the process (see
+    /// ``SystemFile/syncOrThrow()``).
+    public static func syncDirectoryOrThrow(_ path: String) throws(ClusterError) {
+        try SystemFile(path: path, flags: O_RDONLY | O_DIRECTORY).syncOrThrow()
+    }
+
     /// Removes a file if it exists (no directory fsync; callers batch that).
     public static func removeFile(_ path: String) throws(ClusterError) {
         if unlink(path) != 0 && errno != ENOENT { throw error(errno, "unlink", path) }

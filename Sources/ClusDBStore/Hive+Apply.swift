@@ -19,6 +19,23 @@ extension Hive {
             self.term = term
             self.command = command
         }
+
+        /// Decodes a log entry read back from storage.
+        /// - Throws: `ERROR_CLUSTERLOG_CORRUPT` for a payload that passed its checksum but does
+        ///   not decode.
+        public init(entry: LogEntry) throws(ClusterError) {
+            switch entry.kind {
+            case .noop:
+                self.init(index: entry.index, term: entry.term, command: nil)
+            case .command:
+                do throws(ClusterError) {
+                    self.init(index: entry.index, term: entry.term, command: try HiveCommand(encoded: entry.payload))
+                } catch {
+                    throw ClusterError(
+                        .clusterLogCorrupt, "log entry \(entry.index) passes its checksum but does not decode: \(error.message)")
+                }
+            }
+        }
     }
 
     /// Applies committed commands in one transaction, each inside its own savepoint so a failing

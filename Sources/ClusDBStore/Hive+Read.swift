@@ -38,9 +38,25 @@ extension Hive {
         try await read { db in try Self.export(path, in: db) }
     }
 
+    /// ``export(_:)`` read on the calling thread, for callers that are not async (tools, tests).
+    public func exportBlocking(_ path: KeyPath) throws(ClusterError) -> ExportedKey {
+        try Self.storage { try database.read { db in try Self.export(path, in: db) } }
+    }
+
     /// Keys (the root excluded) and values in the whole hive.
     public func counts() async throws(ClusterError) -> (keys: Int, values: Int) {
         try await read { db in try Self.counts(db) }
+    }
+
+    /// The state row and the counts of keys (the root excluded) and values, read in one
+    /// transaction: a summary of exactly one applied index.
+    public func summary() throws(ClusterError) -> (state: HiveState, keys: Int, values: Int) {
+        try Self.storage {
+            try database.read { db in
+                let counts = try Self.counts(db)
+                return (try Self.state(db), counts.keys, counts.values)
+            }
+        }
     }
 
     static func counts(_ db: Database) throws -> (keys: Int, values: Int) {

@@ -47,6 +47,16 @@ public final class Hive: Sendable {
         }
     }
 
+    /// Copies the whole WAL into the database file and empties it (SQLite's TRUNCATE
+    /// checkpoint), so the database file alone holds every committed transaction.
+    public func checkpointWALCompletely() throws(ClusterError) {
+        try Self.storage {
+            try database.writeWithoutTransaction { db in
+                _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            }
+        }
+    }
+
     /// Wraps a database, creating the schema if needed.
     public init(database: any DatabaseWriter) throws(ClusterError) {
         self.database = database

@@ -142,20 +142,44 @@ public final class QuorumLog {
     }
 
     private static func readHeader(_ bytes: [UInt8], path: String) throws(ClusterError) -> UInt64 {
+        switch parseHeader(bytes) {
+        case .success(let firstIndex): return firstIndex
+        case .failure(let problem): throw corrupt("\(path) \(problem.message)")
+        }
+    }
+
+    /// The 32-byte header of a segment (or of a backup's `quolog.log`) whose first entry is
+    /// `firstIndex`.
+    public static func header(firstIndex: UInt64) -> [UInt8] {
+        precondition(firstIndex > 0, "log indexes start at 1")
+        var header = ByteWriter(capacity: segmentHeaderSize)
+        for byte in segmentMagic { header.u8(byte) }
+        header.u32(segmentFormatVersion)
+        header.u32(0)
+        header.u64(firstIndex)
+        header.u32(CRC32C.checksum(header.bytes))
+        header.u32(0)
+        precondition(header.bytes.count == segmentHeaderSize, "segment header size")
+        return header.bytes
+    }
+
+    /// Reads a header: the index of the first entry, or what is wrong (a ``ClusterError`` whose
+    /// message completes "FILE ...").
+    public static func parseHeader(_ bytes: [UInt8]) -> Result<UInt64, ClusterError> {
+        func problem(_ text: String) -> Result<UInt64, ClusterError> { .failure(ClusterError(.invalidData, text)) }
         guard bytes.count >= segmentHeaderSize, Array(bytes[0..<8]) == segmentMagic else {
-            throw corrupt("\(path) has no valid segment header")
+            return problem("has no valid log header")
         }
-        var reader = ByteReader(bytes, offset: 8)
-        let version = try reader.u32()
-        _ = try reader.u32()
-        let firstIndex = try reader.u64()
-        let storedCRC = try reader.u32()
-        guard CRC32C.checksum(bytes[0..<24]) == storedCRC else { throw corrupt("\(path) header checksum mismatch") }
+        var reader = ByteReader(Array(bytes[0..<segmentHeaderSize]), offset: 8)
+        guard let version = try? reader.u32(), (try? reader.u32()) != nil, let firstIndex = try? reader.u64(),
+            let storedCRC = try? reader.u32()
+        else { return problem("has no valid log header") }
+        guard CRC32C.checksum(bytes[0..<24]) == storedCRC else { return problem("header checksum mismatch") }
         guard version == segmentFormatVersion else {
-            throw corrupt("\(path) has segment format \(version); this build reads \(segmentFormatVersion)")
+            return problem("has log format \(version); this build reads \(segmentFormatVersion)")
         }
-        guard firstIndex > 0 else { throw corrupt("\(path) starts at index 0") }
-        return firstIndex
+        guard firstIndex > 0 else { return problem("starts at index 0") }
+        return .success(firstIndex)
     }
 
     private struct Scan {
@@ -268,18 +292,11 @@ public final class QuorumLog {
         let name = String(repeating: "0", count: max(0, 20 - String(firstIndex).count)) + String(firstIndex) + ".seg"
         let path = FileSystem.join(directory, name)
         precondition(!segments.contains { $0.path == path }, "a segment for index \(firstIndex) exists already")
-        var header = ByteWriter(capacity: Self.segmentHeaderSize)
-        for byte in Self.segmentMagic { header.u8(byte) }
-        header.u32(Self.segmentFormatVersion)
-        header.u32(0)
-        header.u64(firstIndex)
-        header.u32(CRC32C.checksum(header.bytes))
-        header.u32(0)
-        precondition(header.bytes.count == Self.segmentHeaderSize, "segment header size")
+        let header = Self.header(firstIndex: firstIndex)
         let temporary = path + ".new"
         do {
             let file = try SystemFile(path: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
-            try file.write(header.bytes, at: 0)
+            try file.write(header, at: 0)
             // Written zeros, not fallocate: an unwritten extent would still need a metadata
             // update on the first write into it.
             let size = (max(segmentTargetBytes, Self.segmentHeaderSize) + 4095) & ~4095

@@ -98,4 +98,15 @@ public final class SystemFile {
             FileSystem.haltAfterFailedSync(path: path, errno: errno)
         }
     }
+
+    /// Flushes like ``sync()`` but reports a failure instead of stopping the process: for files
+    /// that are not the node's own state (a backup being written), whose failure only fails the
+    /// operation that writes them.
+    /// - Throws: ``ClusterError`` mapped from `errno`.
+    public func syncOrThrow() throws(ClusterError) {
+        while fsync(descriptor) != 0 {
+            if errno == EINTR { continue }
+            throw FileSystem.error(errno, "fsync", path)
+        }
+    }
 }

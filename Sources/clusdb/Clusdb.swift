@@ -12,7 +12,7 @@ struct Clusdb: AsyncParsableCommand {
         commandName: "clusdb",
         abstract: "ClusDB: a replicated cluster configuration database with verifiable backups.",
         version: ProductVersion.current,
-        subcommands: [ServeCommand.self, RegCommand.self, StatusCommand.self])
+        subcommands: [ServeCommand.self, RegCommand.self, BackupCommand.self, RestoreCommand.self, StatusCommand.self])
 
     @Option(name: .long, help: "The cluster: host:port[,host:port...] or a registered name (default: $CLUSDB_CLUSTER or 127.0.0.1:7400).")
     var cluster: String?
