@@ -131,6 +131,7 @@ public final class BackupDirectoryWriter {
         }
         if chmod(path, 0o700) != 0 { throw FileSystem.error(errno, "chmod", path) }
         try FileSystem.syncDirectoryOrThrow(path)
+        Failpoint.hit("backup-after-clear")
         return path
     }
 }

@@ -38,7 +38,6 @@ extension ClusterNode {
     public func backup(to path: String) async throws(ClusterError) -> BackupManifest {
         // The path is checked before anything is pinned, so a bad path fails fast.
         let writer = UncheckedBox(try BackupDirectoryWriter(path: path))
-        Failpoint.hit("backup-after-clear")
         let source = UncheckedBox(try await openBackup())
         defer { source.value.close() }
         return try await BlockingThread.run(named: "clusdb-backup") { () throws(ClusterError) -> BackupManifest in

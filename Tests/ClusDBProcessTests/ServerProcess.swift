@@ -84,7 +84,7 @@ final class ServerProcess {
     private let errorsPath: String
 
     /// Starts `clusdb serve --data-dir DIR --client-addr 127.0.0.1:0` and waits until it listens.
-    init(dataDirectory: String, extraArguments: [String] = []) throws {
+    init(dataDirectory: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         self.dataDirectory = dataDirectory
         errorsPath = dataDirectory + ".stderr"
         FileManager.default.createFile(atPath: errorsPath, contents: nil)
@@ -94,6 +94,7 @@ final class ServerProcess {
         process.arguments = ["serve", "--data-dir", dataDirectory, "--client-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0"] + extraArguments
         var env = ProcessInfo.processInfo.environment
         env["CLUSDB_LOG_LEVEL"] = "warning"
+        for (key, value) in environment { env[key] = value }
         process.environment = env
         process.standardOutput = output
         process.standardError = errors
