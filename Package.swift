@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .executable(name: "clusdb", targets: ["clusdb"]),
         .library(name: "ClusAPI", targets: ["ClusAPI"]),
+        // The C library: libclusapi.so with include/clusapi.h.
+        .library(name: "clusapi", type: .dynamic, targets: ["clusapi"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -67,6 +69,8 @@ let package = Package(
         // The Swift client library. It never imports the node or server modules; restore acts on
         // the local data directory, so it uses the backup module.
         .target(name: "ClusAPI", dependencies: ["ClusDBModel", "ClusDBStore", "ClusDBBackup"], swiftSettings: strictSettings),
+        // The C entry points of include/clusapi.h, over ClusAPI.
+        .target(name: "clusapi", dependencies: ["ClusAPI", "ClusDBModel"], swiftSettings: strictSettings),
         .executableTarget(
             name: "clusdb",
             dependencies: [
