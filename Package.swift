@@ -95,7 +95,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusDBNodeTests",
-            dependencies: ["ClusDBTestSupport", "ClusDBNode", "ClusDBStore", "ClusDBModel"],
+            dependencies: ["ClusDBTestSupport", "ClusDBNode", "ClusDBBackup", "ClusDBStore", "ClusDBModel"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -95,11 +95,11 @@ for N in $SIZES; do
     began=$(now); "$CLUSDB" --cluster "$CLUSDB_EP" backup "$TMP/backup-owner" --on-quorum-owner > /dev/null; ended=$(now)
     echo "BACKUP target=clusdb-owner values=$N seconds=$(elapsed "$began" "$ended") bytes=$(size_of "$TMP/backup-owner") rep=$rep"
     rm -f "$TMP/etcd.snap"
-    began=$(now); ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" snapshot save "$TMP/etcd.snap" > /dev/null; ended=$(now)
+    began=$(now); ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" snapshot save "$TMP/etcd.snap" > /dev/null 2>&1; ended=$(now)
     echo "BACKUP target=etcd values=$N seconds=$(elapsed "$began" "$ended") bytes=$(size_of "$TMP/etcd.snap") rep=$rep"
     began=$(now); "$CLUSDB" backup verify "$TMP/backup-streamed" > /dev/null; ended=$(now)
     echo "VERIFY target=clusdb values=$N seconds=$(elapsed "$began" "$ended") rep=$rep"
-    began=$(now); ETCDCTL_API=3 etcdctl snapshot status "$TMP/etcd.snap" > /dev/null; ended=$(now)
+    began=$(now); ETCDCTL_API=3 etcdctl snapshot status "$TMP/etcd.snap" > /dev/null 2>&1; ended=$(now)
     echo "VERIFY target=etcd values=$N seconds=$(elapsed "$began" "$ended") rep=$rep"
   done
   # Write latency while a backup runs: a 12 s load, the backup starting after 2 s.
@@ -114,7 +114,7 @@ for N in $SIZES; do
     if [ "$target" = clusdb ]; then
       "$CLUSDB" --cluster "$CLUSDB_EP" backup "$TMP/backup-during" > /dev/null
     else
-      rm -f "$TMP/etcd-during.snap"; ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" snapshot save "$TMP/etcd-during.snap" > /dev/null
+      rm -f "$TMP/etcd-during.snap"; ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" snapshot save "$TMP/etcd-during.snap" > /dev/null 2>&1
     fi
     ended=$(now)
     wait "$load_pid"

@@ -117,7 +117,7 @@ public final class Cluster: Sendable {
     /// By default the backup is streamed from the node and written on this machine; with
     /// `onQuorumOwner` the quorum owner writes `path` in its own file system (the original
     /// semantics). Either way the directory holds the layout of `DESIGN.md` §6 and its completion
-    /// marker is written last, after the backup verified.
+    /// marker is written last, once every file is written, fsynced and checked.
     ///
     /// - Returns: the manifest written.
     /// - Throws: `ERROR_DIRECTORY` when `path` is a file, `ERROR_PATH_NOT_FOUND` when its parent is
@@ -129,19 +129,24 @@ public final class Cluster: Sendable {
         if onQuorumOwner {
             return try await transport.call("backup", ClientProtocol.BackupRequest(path: path))
         }
+        // Fail fast on a bad path; the earlier backup in it is only replaced once the node has
+        // started sending, so a refused backup (another one running, the node down) leaves it.
+        try BackupDirectoryWriter.checkPath(path)
         let endpoints = transport.endpoints
         return try await BlockingThread.run(named: "clusapi-backup") { () throws(ClusterError) -> BackupManifest in
-            try Self.receiveBackup(into: try BackupDirectoryWriter(path: path), from: endpoints)
+            try Self.receiveBackup(into: path, from: endpoints)
         }
     }
 
-    private static func receiveBackup(into writer: BackupDirectoryWriter, from endpoints: [String]) throws(ClusterError) -> BackupManifest {
+    private static func receiveBackup(into path: String, from endpoints: [String]) throws(ClusterError) -> BackupManifest {
         var lastProblem = "no endpoint given"
         for endpoint in endpoints {
-            let receiver = BackupStreamReceiver(writer: writer)
+            var receiver: BackupStreamReceiver?
             do throws(StreamingHTTPClient.Failure) {
                 try StreamingHTTPClient.post(endpoint: endpoint, path: "backup/stream", body: Array("{}".utf8)) {
-                    (piece) throws(ClusterError) in try receiver.receive(piece)
+                    (piece) throws(ClusterError) in
+                    if receiver == nil { receiver = BackupStreamReceiver(writer: try BackupDirectoryWriter(path: path)) }
+                    try receiver?.receive(piece)
                 }
             } catch {
                 switch error {
@@ -149,17 +154,13 @@ public final class Cluster: Sendable {
                     lastProblem = problem
                     continue
                 case .failed(let clusterError):
-                    writer.discard()
+                    receiver?.abandon()
                     throw clusterError
                 }
             }
-            do throws(ClusterError) {
-                return try receiver.finish()
-            } catch {
-                throw error
-            }
+            guard let receiver else { throw ClusterError(.invalidData, "\(endpoint) sent an empty backup stream") }
+            return try receiver.finish()
         }
-        writer.discard()
         throw ClusterError(.clusterNodeDown, "no node of the cluster answered (\(lastProblem))")
     }
 

@@ -91,9 +91,11 @@ public final class BackupDirectoryWriter {
         try? FileSystem.syncDirectoryOrThrow(path)
     }
 
-    /// Checks the path, creates the directory or clears the earlier backup in it.
+    /// Checks a backup path without changing anything: the errors ``init(path:)`` would throw
+    /// for the path itself, so a caller can fail fast before it starts a transfer.
     /// - Returns: the path without trailing slashes.
-    static func prepare(_ given: String) throws(ClusterError) -> String {
+    @discardableResult
+    public static func checkPath(_ given: String) throws(ClusterError) -> String {
         var path = given
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         guard !path.isEmpty else { throw ClusterError(.invalidParameter, "the backup path is empty") }
@@ -108,25 +110,40 @@ public final class BackupDirectoryWriter {
             guard FileSystem.isDirectory(parent) else {
                 throw ClusterError(.pathNotFound, "the parent directory \(parent) of \(path) does not exist")
             }
-            if mkdir(path, 0o700) != 0 { throw FileSystem.error(errno, "mkdir", path) }
-            try FileSystem.syncDirectoryOrThrow(parent)
+            if access(parent, W_OK | X_OK) != 0 { throw ClusterError(.accessDenied, "no permission to create \(path)") }
             return path
         } else {
             throw FileSystem.error(errno, "stat", path)
         }
         if access(path, W_OK | X_OK) != 0 { throw ClusterError(.accessDenied, "no permission to write in \(path)") }
-        let names = try FileSystem.list(path)
-        if let stranger = names.first(where: { !BackupLayout.isOwnedEntry($0) }) {
+        if let stranger = try FileSystem.list(path).first(where: { !BackupLayout.isOwnedEntry($0) }) {
             throw ClusterError(
                 .alreadyExists,
                 "\(path) holds \"\(stranger)\", which is not part of a ClusDB backup; back up into an empty or new directory")
         }
+        return path
+    }
+
+    /// Checks the path, creates the directory or clears the earlier backup in it.
+    /// - Returns: the path without trailing slashes.
+    static func prepare(_ given: String) throws(ClusterError) -> String {
+        let path = try checkPath(given)
+        if !FileSystem.exists(path) {
+            if mkdir(path, 0o700) != 0 { throw FileSystem.error(errno, "mkdir", path) }
+            try FileSystem.syncDirectoryOrThrow(FileSystem.parent(of: path))
+            Failpoint.hit("backup-after-clear")
+            return path
+        }
+        let names = try FileSystem.list(path)
         // The earlier backup stops looking complete before anything of it changes.
         if names.contains(BackupLayout.markerName) {
             try FileSystem.removeFile(FileSystem.join(path, BackupLayout.markerName))
             try FileSystem.syncDirectoryOrThrow(path)
         }
         for name in names where name != BackupLayout.markerName {
+            guard BackupLayout.isOwnedEntry(name) else {
+                throw ClusterError(.alreadyExists, "\(path) gained \"\(name)\" while the backup started; nothing else was removed")
+            }
             try FileSystem.removeTree(FileSystem.join(path, name))
         }
         if chmod(path, 0o700) != 0 { throw FileSystem.error(errno, "chmod", path) }
@@ -141,6 +158,10 @@ public final class BackupDirectoryWriter {
 public final class BackupFileSink {
     /// Bytes buffered before one `pwrite`.
     public static let writeBufferBytes = 1 << 20
+    /// Bytes written between fsyncs. Flushing as the file grows keeps the kernel from holding
+    /// hundreds of megabytes of dirty pages for one final fsync, which would queue the node's
+    /// own log fdatasyncs behind it and stall writes while a large backup finishes.
+    public static let syncIntervalBytes = 16 << 20
 
     private let file: SystemFile
     private let relativePath: String
@@ -148,6 +169,7 @@ public final class BackupFileSink {
     private var hasher = SHA256()
     private var buffer: [UInt8] = []
     private var written = 0
+    private var syncedThrough = 0
     private var closed = false
 
     init(file: SystemFile, relativePath: String, onClose: @escaping (BackupManifest.File) -> Void) {
@@ -168,6 +190,7 @@ public final class BackupFileSink {
         if bytes.count >= Self.writeBufferBytes {
             try file.write(bytes, at: written)
             written += bytes.count
+            try syncIfDue()
         } else {
             buffer.append(contentsOf: bytes)
         }
@@ -193,6 +216,13 @@ public final class BackupFileSink {
         try file.write(buffer, at: written)
         written += buffer.count
         buffer.removeAll(keepingCapacity: true)
+        try syncIfDue()
+    }
+
+    private func syncIfDue() throws(ClusterError) {
+        guard written - syncedThrough >= Self.syncIntervalBytes else { return }
+        try file.syncOrThrow()
+        syncedThrough = written
     }
 
     /// Writes what is buffered, fsyncs, and records the file.

@@ -5,7 +5,8 @@ import Foundation
 ///
 /// The receiver hashes every file itself while writing it; the sender's manifest at the end must
 /// list exactly the files received with the same sizes and SHA-256, and only then does
-/// ``BackupDirectoryWriter/finish(_:verifyBeforeMarker:)`` write the marker. A stream that breaks
+/// ``BackupDirectoryWriter/finish(_:verifyBeforeMarker:)`` write the marker.
+/// A stream whose last frames are missing is never complete: the manifest comes last. A stream that breaks
 /// off, lies, or ends in an error frame leaves no marker and its files are discarded.
 public final class BackupStreamReceiver {
     private let writer: BackupDirectoryWriter
@@ -45,6 +46,12 @@ public final class BackupStreamReceiver {
         throw ClusterError(.invalidData, "the backup stream ended before it was complete; no backup was written")
     }
 
+    /// Gives up on a stream that broke off (the connection failed): removes what was written.
+    /// Nothing happens after a completed or already failed stream.
+    public func abandon() {
+        if result == nil && !failed { fail() }
+    }
+
     private func fail() {
         failed = true
         sink = nil
@@ -77,7 +84,9 @@ public final class BackupStreamReceiver {
                 throw ClusterError(
                     .invalidData, "the files received do not match the sender's manifest (sizes or SHA-256 differ): transfer damage")
             }
-            result = try writer.finish(sent, verifyBeforeMarker: true)
+            // The bytes written hash to what the sender read from its verified files: the
+            // transfer is checked end to end without re-reading the copy.
+            result = try writer.finish(sent, verifyBeforeMarker: false)
         case .error:
             let answer: ClientProtocol.ErrorResponse
             do {

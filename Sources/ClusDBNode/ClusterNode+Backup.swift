@@ -14,6 +14,12 @@ import Foundation
 /// committed before it was applied. The checkpoint file and the segments are opened (pinned)
 /// while no new checkpoint may start, so neither the file nor the log records it needs are
 /// removed; writes go on appending after L and are not part of the backup.
+///
+/// Verification before the marker: the checkpoint file passed SQLite's full integrity check when
+/// it was written (or by the first backup after a restart), every log record is checked (length,
+/// CRC32C, index order) as it is copied, and every file's SHA-256 is computed on the bytes
+/// written. Re-reading the copy right after writing it would read the page cache, not the disk,
+/// and double the cost; `clusdb backup verify` is that independent full check.
 extension ClusterNode {
     /// Milliseconds between looks while a backup waits for a running checkpoint to finish.
     static let backupCheckpointPollMilliseconds: UInt64 = 10
@@ -41,7 +47,10 @@ extension ClusterNode {
         let source = UncheckedBox(try await openBackup())
         defer { source.value.close() }
         return try await BlockingThread.run(named: "clusdb-backup") { () throws(ClusterError) -> BackupManifest in
-            try source.value.write(to: writer.value)
+            // Below the write path's priority, like the checkpoint thread: the copy must not take
+            // CPU from acknowledging writes.
+            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.checkpointThreadNice)
+            return try source.value.write(to: writer.value)
         }
     }
 
@@ -71,10 +80,18 @@ extension ClusterNode {
             // A young cluster has no checkpoint yet: write one now (the hive is small, since the
             // log has not yet passed MaxQuorumLogSize).
             let checkpoint = try ClusterCheckpoints.write(from: hive, to: quorumDirectory)
+            try verifyCheckpoint(checkpoint.path)
             shared.withLock { $0.status.checkpointIndex = checkpoint.state.appliedIndex }
             newest = (checkpoint.sequence, checkpoint.path)
         }
         guard let (sequence, checkpointPath) = newest else { preconditionFailure("a checkpoint exists now") }
+        // Checked once per checkpoint file (the checkpoint thread checks each one it writes; one
+        // from before a restart is checked here, by the first backup that copies it).
+        do throws(ClusterError) {
+            try verifyCheckpoint(checkpointPath)
+        } catch {
+            throw ClusterError(error.code, "the node's newest cluster checkpoint is damaged, so no backup was taken: \(error.message)")
+        }
         let checkpointFile = try SystemFile(path: checkpointPath, flags: O_RDONLY)
         let checkpointState = try ClusterCheckpoints.state(path: checkpointPath)
         // Every write answered before this call is at or below the commit index; once it is

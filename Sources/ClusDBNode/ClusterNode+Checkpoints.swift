@@ -9,6 +9,8 @@ import Foundation
 extension ClusterNode {
     /// The checkpoint thread's nice value (higher is lower priority).
     static let checkpointThreadNice: Int32 = 10
+    /// Microseconds between looks while a checkpoint waits for the apply stage.
+    static let checkpointApplyPollMicroseconds = 1_000
 
     func maybeStartCheckpoint(logBytes: Int) {
         guard logBytes > Limits.maxQuorumLogSizeMin else { return }
@@ -27,14 +29,22 @@ extension ClusterNode {
             return true
         }
         guard start else { return }
+        // The group that crossed the limit is committed but may not be applied yet; the image
+        // must include it, or a single large write (an import) would leave the log uncovered
+        // until some later write triggered another checkpoint.
+        let target = shared.withLock { $0.status.commitIndex }
         let hive = self.hive
         let quorumDirectory = loop.storage.directory.quorumDirectory
         Self.startThread(named: "clusdb-checkpt") { [self] in
             // Below the write path's priority: the copy must not take CPU from acknowledging writes.
             // On Linux the nice value is per thread, and who = 0 names the calling thread.
             setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.checkpointThreadNice)
+            while shared.withLock({ $0.status.appliedIndex < target && $0.failure == nil }) {
+                usleep(useconds_t(Self.checkpointApplyPollMicroseconds))
+            }
             do throws(ClusterError) {
                 let checkpoint = try ClusterCheckpoints.write(from: hive, to: quorumDirectory)
+                try verifyCheckpoint(checkpoint.path)
                 let imageBytes = (try? SystemFile(path: checkpoint.path, flags: O_RDONLY).size()) ?? 0
                 try ClusterCheckpoints.prune(in: quorumDirectory)
                 logger.info("wrote a cluster checkpoint", metadata: ["path": "\(checkpoint.path)", "index": "\(checkpoint.state.appliedIndex)"])
@@ -59,6 +69,22 @@ extension ClusterNode {
                 shared.withLock { $0.checkpointRunning = false }
             }
         }
+    }
+
+    /// Runs SQLite's full integrity check on a checkpoint file and remembers that it passed, so
+    /// backups that copy it can rely on it. A file that fails is removed before anything (log
+    /// truncation, pruning of older checkpoints) relies on it.
+    /// - Throws: `ERROR_INVALID_DATA` naming the problem.
+    func verifyCheckpoint(_ path: String) throws(ClusterError) {
+        if shared.withLock({ $0.verifiedCheckpointPath == path }) { return }
+        do throws(ClusterError) {
+            _ = try ClusterCheckpoints.validate(path: path, fullIntegrityCheck: true)
+        } catch {
+            try? FileSystem.removeFile(path)
+            try? FileSystem.syncDirectory(FileSystem.parent(of: path))
+            throw error
+        }
+        shared.withLock { $0.verifiedCheckpointPath = path }
     }
 
     func removeLog(through index: UInt64) {

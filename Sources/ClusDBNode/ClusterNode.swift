@@ -82,6 +82,9 @@ public final class ClusterNode: Sendable {
         var checkpointRunning = false
         /// True while a backup pins a checkpoint and log segments: no checkpoint starts meanwhile.
         var backupRunning = false
+        /// The checkpoint file that last passed SQLite's full integrity check (files are
+        /// immutable once written, so a backup copying it needs no second check).
+        var verifiedCheckpointPath: String?
         var truncateThrough: UInt64?
         /// Size of the newest checkpoint image, for amortizing the next one.
         var lastCheckpointBytes = 0

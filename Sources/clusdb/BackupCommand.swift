@@ -19,7 +19,7 @@ struct BackupCreate: AsyncParsableCommand {
         abstract: "Write a backup into DIR (streamed to this machine, or written by the quorum owner).",
         discussion: """
             DIR is a directory: created when missing, replaced when it holds an earlier backup, refused when it
-            holds anything else. The completion marker .clusbackup.dat is written last, after the backup verified.
+            holds anything else. The completion marker .clusbackup.dat is written last, once everything was written and checked.
             """)
     @ParentCommand var root: Clusdb
     @Argument(help: "The backup directory.") var directory: String
