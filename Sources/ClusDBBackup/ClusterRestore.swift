@@ -233,7 +233,10 @@ public enum ClusterRestore {
             var offset = 0
             while offset < logBytes {
                 let chunk = try source.read(count: min(BackupSource.chunkBytes, logBytes - offset), at: offset)
-                precondition(!chunk.isEmpty, "the verified log is at least \(logBytes) bytes")
+                // The file was verified moments ago; if it shrank since, it changed under us.
+                guard !chunk.isEmpty else {
+                    throw ClusterError(.databaseBackupCorrupt, "\(backup.quorumLogPath) changed while it was being restored")
+                }
                 try segment.write(chunk, at: offset)
                 offset += chunk.count
             }
