@@ -78,10 +78,10 @@ public final class BackupSource {
     /// Writes the whole backup into a directory on this machine: every file, then the manifest,
     /// then the marker. The content is checked on the way (log records by ``LogRecordScanner``,
     /// hashes of the bytes written); the checkpoint file must have passed SQLite's integrity
-    /// check at its source. `verify` adds a full re-read with ``BackupVerifier`` before the marker.
+    /// check at its source. (`clusdb backup verify` is the full re-read.)
     /// - Returns: the manifest written.
     @discardableResult
-    public func write(to writer: BackupDirectoryWriter, verify: Bool = false) throws(ClusterError) -> BackupManifest {
+    public func write(to writer: BackupDirectoryWriter) throws(ClusterError) -> BackupManifest {
         do {
             for name in fileNames {
                 let sink = try writer.beginFile(name)
@@ -89,7 +89,7 @@ public final class BackupSource {
                 while let chunk = try reader.next() { try sink.write(chunk) }
                 try sink.close()
             }
-            return try writer.finish(manifest, verifyBeforeMarker: verify)
+            return try writer.finish(manifest, verifyBeforeMarker: false)
         } catch {
             writer.discard()
             throw error

@@ -210,7 +210,10 @@ public enum ClusterRestore {
         try FileSystem.removeFile(path + "-shm")
         try SystemFile(path: path, flags: O_RDONLY).syncOrThrow()
         try FileSystem.syncDirectory(FileSystem.parent(of: path))
-        precondition(summary.state.appliedIndex == target, "the restored hive is at the target index")
+        guard summary.state.appliedIndex == target else {
+            throw ClusterError(
+                .databaseBackupCorrupt, "replaying the backup ended at index \(summary.state.appliedIndex), not \(target)")
+        }
         return (summary.state, summary.keys, summary.values, logEnd)
     }
 

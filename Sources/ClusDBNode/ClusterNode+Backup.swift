@@ -102,7 +102,12 @@ extension ClusterNode {
         try await waitUntilApplied(shared.withLock { $0.status.commitIndex })
         let summary = try hive.summary()
         let last = summary.state.appliedIndex
-        precondition(checkpointState.appliedIndex <= last, "a checkpoint is never ahead of the hive it was taken from")
+        // Read from a file: checked, not assumed.
+        guard checkpointState.appliedIndex <= last else {
+            throw ClusterError(
+                .clusterLogCorrupt,
+                "checkpoint \(checkpointPath) is at index \(checkpointState.appliedIndex), ahead of the hive at \(last); no backup was taken")
+        }
         var segments: [BackupSource.Segment] = []
         if last > checkpointState.appliedIndex {
             let logDirectory = loop.storage.directory.logDirectory
