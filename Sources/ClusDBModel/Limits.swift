@@ -17,12 +17,29 @@ public enum Limits {
     public static let commandEncodedMaxBytes = 64 << 20
     /// Largest HTTP request body the service reads, in bytes (JSON of the largest command).
     public static let requestBodyMaxBytes = 256 << 20
+    /// Request parts (heads, body chunks, ends) a connection may pipeline behind a write that the
+    /// event-loop fast path has handed to the node; they wait until it is answered, and reading
+    /// pauses meanwhile, so only what one socket read decoded can pile up. Past it the service
+    /// closes the connection.
+    public static let pipelinedRequestPartsMax = 4_096
     /// Most proposals waiting for the commit loop; beyond it writers get `ERROR_BUSY`.
     public static let pendingProposalsMax = 16_384
     /// Most log entries one group commit writes with a single fdatasync.
     public static let groupCommitEntriesMax = 4_096
     /// Most payload bytes one group commit writes with a single fdatasync (one entry may exceed it).
     public static let groupCommitBytesMax = 16 << 20
+    /// How long the apply stage lets committed writes that are already answered gather before it
+    /// applies them, in microseconds: one SQLite transaction for many writes rewrites each touched
+    /// page once, not once per write. Nothing waits for it — a read, a write answered only once
+    /// applied, a checkpoint or a stop makes the apply stage start at once.
+    public static let applyGatherMicroseconds = 5_000
+    /// The apply stage stops gathering once this many committed entries wait.
+    public static let applyGatherEntriesTarget = 1_024
+    /// Most committed entries the apply stage puts in one SQLite transaction (a group larger than
+    /// this is applied alone).
+    public static let applyBatchEntriesMax = 16_384
+    /// Most payload bytes the apply stage puts in one SQLite transaction, with the same exception.
+    public static let applyBatchBytesMax = 64 << 20
     /// A quorum-log segment is closed and a new one started once it passes this size.
     public static let quorumLogSegmentTargetBytes = 4 << 20
     /// Default of `Quorum\MaxQuorumLogSize`: the log is truncated behind a checkpoint past it.

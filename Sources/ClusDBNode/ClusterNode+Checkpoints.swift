@@ -12,19 +12,34 @@ extension ClusterNode {
     /// Microseconds between looks while a checkpoint waits for the apply stage.
     static let checkpointApplyPollMicroseconds = 1_000
 
+    /// Whether a checkpoint may start for a log of `logBytes` past its limit: none running, no
+    /// backup pinning the current one, not stopping, and — amortization: a checkpoint copies the
+    /// whole hive, so a large hive is checkpointed only after the log has grown by a fixed
+    /// fraction of it (see Limits).
+    static func checkpointMayStart(_ state: Shared, logBytes: Int) -> Bool {
+        !state.checkpointRunning && !state.backupRunning && !state.stopping
+            && logBytes >= state.lastCheckpointBytes / Limits.checkpointImageBytesPerLogByte
+    }
+
+    /// Reads `Quorum\MaxQuorumLogSize` from the hive (the default when unreadable).
+    private func rereadMaxLogBytes() {
+        loop.batchesSinceLimitRead = 0
+        loop.setMaxLogBytes((try? hive.maxQuorumLogSize()) ?? Limits.maxQuorumLogSizeDefault)
+    }
+
     func maybeStartCheckpoint(logBytes: Int) {
         guard logBytes > Limits.maxQuorumLogSizeMin else { return }
         loop.batchesSinceLimitRead += 1
-        if logBytes > loop.maxLogBytes || loop.batchesSinceLimitRead >= CommitLoop.limitRereadBatches {
-            loop.batchesSinceLimitRead = 0
-            loop.setMaxLogBytes((try? hive.maxQuorumLogSize()) ?? Limits.maxQuorumLogSizeDefault)
+        if loop.batchesSinceLimitRead >= CommitLoop.limitRereadBatches { rereadMaxLogBytes() }
+        guard logBytes > loop.maxLogBytes, shared.withLock({ Self.checkpointMayStart($0, logBytes: logBytes) }) else { return }
+        // The limit may have been raised since it was last read: read it again before copying
+        // the hive (not on every write past it, which amortization can make a long stretch).
+        if loop.batchesSinceLimitRead > 0 {
+            rereadMaxLogBytes()
+            guard logBytes > loop.maxLogBytes else { return }
         }
-        guard logBytes > loop.maxLogBytes else { return }
         let start = shared.withLock { state -> Bool in
-            if state.checkpointRunning || state.backupRunning || state.stopping { return false }
-            // Amortize: a checkpoint copies the whole hive, so a large hive is checkpointed only
-            // after the log has grown by a fixed fraction of it (see Limits).
-            if logBytes < state.lastCheckpointBytes / Limits.checkpointImageBytesPerLogByte { return false }
+            guard Self.checkpointMayStart(state, logBytes: logBytes) else { return false }
             state.checkpointRunning = true
             return true
         }
@@ -39,9 +54,15 @@ extension ClusterNode {
             // Below the write path's priority: the copy must not take CPU from acknowledging writes.
             // On Linux the nice value is per thread, and who = 0 names the calling thread.
             setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.checkpointThreadNice)
+            let wakeApply = shared.withLock { state -> Bool in
+                state.checkpointAwaitsApply = true
+                return Self.hurryApply(&state)
+            }
+            if wakeApply { applyWake.signal() }
             while shared.withLock({ $0.status.appliedIndex < target && $0.failure == nil }) {
                 usleep(useconds_t(Self.checkpointApplyPollMicroseconds))
             }
+            shared.withLock { $0.checkpointAwaitsApply = false }
             do throws(ClusterError) {
                 let checkpoint = try ClusterCheckpoints.write(from: hive, to: quorumDirectory)
                 try verifyCheckpoint(checkpoint.path)

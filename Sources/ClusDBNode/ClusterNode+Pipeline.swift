@@ -15,14 +15,17 @@ extension ClusterNode {
         case refused(ClusterError)
     }
 
-    /// Decides under the lock: commit inline, queue (when `proposal` carries a continuation), or
-    /// refuse. Inline needs both stages idle, so the inline apply continues the hive in order, and
-    /// no other proposer in flight, so request threads block on fsync only when nobody waits.
-    func admit(_ state: inout Shared, queueing proposal: Proposal?) -> Admission {
+    /// Decides under the lock: commit inline, queue (when `proposal` carries an answer), or
+    /// refuse. Inline needs the log stage idle and no other proposer in flight, so request
+    /// threads block on fsync only when nobody waits. A write that must be applied before it is
+    /// answered also needs the apply stage idle, so its inline apply continues the hive in order;
+    /// one answered at commit (`outcomeKnown`) leaves its apply to the apply thread, in order
+    /// behind the groups already there.
+    func admit(_ state: inout Shared, outcomeKnown: Bool, queueing proposal: Proposal?) -> Admission {
         if state.stopping { return .refused(ClusterError(.clusterShuttingDown, "the node is stopping")) }
         if let failure = state.failure { return .refused(failure) }
-        if state.proposersInFlight == 1 && !state.leading && state.pending.isEmpty && !state.applying
-            && state.committed.isEmpty
+        if state.proposersInFlight == 1 && !state.leading && state.pending.isEmpty
+            && (outcomeKnown || (!state.applying && state.committed.isEmpty))
         {
             state.leading = true
             return .inline
@@ -43,7 +46,9 @@ extension ClusterNode {
     /// Runs both stages for `mine` and whatever queued behind it, on the calling thread.
     func commitInline(_ mine: Proposal) -> Result<CommitResult, ClusterError> {
         let (queued, truncate) = shared.withLock { state -> ([Proposal], UInt64?) in
-            precondition(state.leading && !state.applying && state.committed.isEmpty, "inline commits need an idle node")
+            precondition(
+                state.leading && (mine.command.outcomeKnownBeforeApply || (!state.applying && state.committed.isEmpty)),
+                "inline commits need an idle log stage, and an idle apply stage to apply inline")
             let truncate = state.truncateThrough
             state.truncateThrough = nil
             return (Self.takeGroup(from: &state.pending, reserving: mine.payload.count), truncate)
@@ -53,7 +58,7 @@ extension ClusterNode {
         let first: UInt64
         switch appendGroup(group) {
         case .failure(let error):
-            for proposal in group.dropFirst() { proposal.continuation?.resume(returning: .failure(error)) }
+            for proposal in group.dropFirst() { proposal.answer?(.failure(error)) }
             handOver()
             return .failure(error)
         case .success(let index):
@@ -69,27 +74,32 @@ extension ClusterNode {
         let results = applyGroup(CommittedGroup(proposals: group, firstIndex: first))
         precondition(results.count == group.count, "one result per proposal")
         for (proposal, result) in zip(group.dropFirst(), results.dropFirst()) {
-            proposal.continuation?.resume(returning: result)
+            proposal.answer?(result)
         }
         handOver()
         return results[0]
     }
 
     /// Answers the proposals whose outcome is known as soon as they are committed, and clears
-    /// their continuations so the apply stage does not answer them again.
+    /// their answers so the apply stage does not answer them again.
     func answerKnownOutcomes(_ group: inout [Proposal], firstIndex: UInt64) {
         for offset in group.indices where group[offset].command.outcomeKnownBeforeApply {
-            guard let continuation = group[offset].continuation else { continue }
-            continuation.resume(returning: .success(CommitResult(index: firstIndex + UInt64(offset), outcome: .done)))
-            group[offset].continuation = nil
+            guard let answer = group[offset].answer else { continue }
+            answer(.success(CommitResult(index: firstIndex + UInt64(offset), outcome: .done)))
+            group[offset].answer = nil
         }
     }
 
-    /// Hands a committed group to the apply thread.
+    /// Hands a committed group to the apply thread. A group with a proposer still waiting makes
+    /// the apply stage urgent.
     func enqueueForApply(_ group: CommittedGroup) {
+        let waiting = group.proposals.reduce(0) { $0 + ($1.answer == nil ? 0 : 1) }
         let wakeApply = shared.withLock { state -> Bool in
             state.committed.append(group)
-            if state.applying { return false }
+            state.committedEntries += group.proposals.count
+            state.committedAnswersPending += waiting
+            let hurry = waiting > 0 ? Self.hurryApply(&state) : false
+            if state.applying { return hurry }
             state.applying = true
             return true
         }
@@ -125,7 +135,7 @@ extension ClusterNode {
                     if group.isEmpty { continue }
                     switch appendGroup(group) {
                     case .failure(let error):
-                        for proposal in group { proposal.continuation?.resume(returning: .failure(error)) }
+                        for proposal in group { proposal.answer?(.failure(error)) }
                     case .success(let first):
                         var answered = group
                         answerKnownOutcomes(&answered, firstIndex: first)
@@ -155,23 +165,37 @@ extension ClusterNode {
         }
     }
 
-    /// The apply thread: applies committed groups in order and answers their proposers.
+    /// The apply thread: applies committed groups in order, several per transaction, and answers
+    /// their proposers. While every waiting group is already answered and nobody waits for the
+    /// hive, it lets them gather a little first (``Limits/applyGatherMicroseconds``).
     func runApplyThread() {
         while true {
             applyWake.wait()
             let exit = shared.withLock { $0.threadsExit }
-            while let group = shared.withLock({ state -> CommittedGroup? in
-                if state.committed.isEmpty {
-                    state.applying = false
-                    return nil
+            while true {
+                let gather = shared.withLock { state -> Bool in
+                    let gather = !state.committed.isEmpty && Self.applyMayGather(state)
+                    state.applyGathering = gather
+                    return gather
                 }
-                return state.committed.removeFirst()
-            }) {
+                if gather {
+                    // Woken early by hurryApply; a signal left over from it only ends a later
+                    // gathering early.
+                    _ = applyWake.wait(timeout: .now() + .microseconds(Limits.applyGatherMicroseconds))
+                    shared.withLock { $0.applyGathering = false }
+                }
+                guard let group = shared.withLock({ state -> CommittedGroup? in
+                    if state.committed.isEmpty {
+                        state.applying = false
+                        return nil
+                    }
+                    return Self.takeApplyBatch(from: &state)
+                }) else { break }
                 let results = applyGroup(group)
-                // Proposals without a continuation were answered at commit (or are an inline
+                // Proposals without an answer were answered at commit (or are an inline
                 // leader's own, already answered).
                 for (proposal, result) in zip(group.proposals, results) {
-                    proposal.continuation?.resume(returning: result)
+                    proposal.answer?(result)
                 }
             }
             if exit {
@@ -179,6 +203,31 @@ extension ClusterNode {
                 return
             }
         }
+    }
+
+    /// Takes committed groups for one transaction, merged into one group (they are contiguous):
+    /// the first always, then more within ``Limits/applyBatchEntriesMax`` and
+    /// ``Limits/applyBatchBytesMax``.
+    static func takeApplyBatch(from state: inout Shared) -> CommittedGroup {
+        var batch = state.committed.removeFirst()
+        var bytes = batch.proposals.reduce(0) { $0 + $1.payload.count }
+        while let next = state.committed.first {
+            let nextBytes = next.proposals.reduce(0) { $0 + $1.payload.count }
+            if batch.proposals.count + next.proposals.count > Limits.applyBatchEntriesMax
+                || bytes + nextBytes > Limits.applyBatchBytesMax
+            {
+                break
+            }
+            precondition(
+                next.firstIndex == batch.firstIndex + UInt64(batch.proposals.count), "committed groups are contiguous")
+            batch.proposals += next.proposals
+            bytes += nextBytes
+            state.committed.removeFirst()
+        }
+        state.committedEntries -= batch.proposals.count
+        state.committedAnswersPending -= batch.proposals.reduce(0) { $0 + ($1.answer == nil ? 0 : 1) }
+        precondition(state.committedEntries >= 0 && state.committedAnswersPending >= 0, "committed counts stay in step")
+        return batch
     }
 
     /// Takes the next group off the queue. `reserved` is the payload size of a proposal already
@@ -262,6 +311,7 @@ extension ClusterNode {
         precondition(outcomes.count == group.proposals.count, "one outcome per committed command")
         let ready = shared.withLock { state in
             state.status.appliedIndex = last
+            state.status.applyTransactions += 1
             let ready = state.applyWaiters.filter { $0.index <= last }
             state.applyWaiters.removeAll { $0.index <= last }
             return ready

@@ -47,12 +47,15 @@ public final class ClusterNode: Sendable {
     let threadFinished = DispatchSemaphore(value: 0)
     let logger: Logger
 
+    /// Receives a proposal's result, exactly once, on whichever thread learns it.
+    public typealias ProposalAnswer = @Sendable (Result<CommitResult, ClusterError>) -> Void
+
     /// A proposal waiting for its result.
     struct Proposal {
         var command: HiveCommand
         var payload: [UInt8]
         /// nil for an inline leader's own proposal, which it answers by returning.
-        var continuation: CheckedContinuation<Result<CommitResult, ClusterError>, Never>?
+        var answer: ProposalAnswer?
     }
 
     /// A group that is committed (durable) and waits for the apply stage.
@@ -72,8 +75,16 @@ public final class ClusterNode: Sendable {
         var commitThreadLeads = false
         /// Committed groups the apply thread has not applied yet, oldest first.
         var committed: [CommittedGroup] = []
-        /// True while the apply thread works through ``committed``.
+        /// True while the apply thread works through ``committed`` (gathering included).
         var applying = false
+        /// Entries in ``committed``.
+        var committedEntries = 0
+        /// Proposers in ``committed`` who wait for their answer until applied.
+        var committedAnswersPending = 0
+        /// True while the apply thread lets answered writes gather (``Limits/applyGatherMicroseconds``).
+        var applyGathering = false
+        /// True while a checkpoint waits for the apply stage to reach its index.
+        var checkpointAwaitsApply = false
         /// Tells both threads to exit (after stop).
         var threadsExit = false
         var stopping = false
@@ -165,11 +176,13 @@ public final class ClusterNode: Sendable {
         case .pending: break
         }
         let failure = await withCheckedContinuation { (continuation: CheckedContinuation<ClusterError?, Never>) in
-            let progress = shared.withLock { state in
+            let (progress, wakeApply) = shared.withLock { state in
                 let progress = Self.applyProgress(of: state, toward: index)
-                if case .pending = progress { state.applyWaiters.append((index, continuation)) }
-                return progress
+                guard case .pending = progress else { return (progress, false) }
+                state.applyWaiters.append((index, continuation))
+                return (progress, Self.hurryApply(&state))
             }
+            if wakeApply { applyWake.signal() }
             switch progress {
             case .reached: continuation.resume(returning: nil)
             case .failed(let error): continuation.resume(returning: error)
@@ -177,6 +190,20 @@ public final class ClusterNode: Sendable {
             }
         }
         if let failure { throw failure }
+    }
+
+    /// Whether the apply stage may let committed writes gather: only while nobody waits for it
+    /// (no read, no proposer answered once applied, no checkpoint, no stop) and not many wait.
+    static func applyMayGather(_ state: Shared) -> Bool {
+        state.applyWaiters.isEmpty && state.committedAnswersPending == 0 && !state.checkpointAwaitsApply
+            && !state.stopping && state.committedEntries < Limits.applyGatherEntriesTarget
+    }
+
+    /// Called under the lock by whoever just made the apply stage urgent; true when the caller
+    /// must wake the apply thread from its gathering wait (only the first to find it gathering).
+    static func hurryApply(_ state: inout Shared) -> Bool {
+        defer { state.applyGathering = false }
+        return state.applyGathering
     }
 
     /// Where the apply stage stands relative to a read's index.
@@ -200,6 +227,73 @@ public final class ClusterNode: Sendable {
     /// - Important: on an idle node the caller's thread does the blocking file I/O (write,
     ///   fdatasync, SQLite) of its own write.
     public func propose(_ command: HiveCommand) async throws(ClusterError) -> CommitResult {
+        let payload = try Self.encodedProposal(command)
+        let mine = Proposal(command: command, payload: payload, answer: nil)
+        defer { shared.withLock { $0.proposersInFlight -= 1 } }
+        // Fast path: the node is idle, so this proposer runs both stages without suspending.
+        let first = shared.withLock { state in
+            state.proposersInFlight += 1
+            return admit(&state, outcomeKnown: command.outcomeKnownBeforeApply, queueing: nil)
+        }
+        switch first {
+        case .inline: return try commitInline(mine).get()
+        case .refused(let error): throw error
+        case .queued: preconditionFailure("admission without an answer never queues")
+        case .mustQueue: break
+        }
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<CommitResult, ClusterError>, Never>) in
+            var queued = mine
+            queued.answer = { continuation.resume(returning: $0) }
+            switch shared.withLock({ state in admit(&state, outcomeKnown: command.outcomeKnownBeforeApply, queueing: queued) }) {
+            case .inline:
+                // The node became idle between the two looks: commit on this thread after all.
+                continuation.resume(returning: commitInline(mine))
+            case .refused(let error): continuation.resume(returning: .failure(error))
+            case .queued(let wakeCommitThread): if wakeCommitThread { commitWake.signal() }
+            case .mustQueue: preconditionFailure("admission with an answer queues or refuses")
+            }
+        }
+        return try result.get()
+    }
+
+    /// Proposes a change and calls `answer` once with the outcome ``propose(_:)`` would return or
+    /// throw: for callers that must not suspend, such as a handler on a network event loop.
+    ///
+    /// - Important: on an idle node the caller's thread does the blocking file I/O of its own
+    ///   write and `answer` runs before this returns; otherwise `answer` runs later on the node's
+    ///   commit or apply thread, and must only hand the result on, never block.
+    public func propose(_ command: HiveCommand, answer: @escaping ProposalAnswer) {
+        let payload: [UInt8]
+        do {
+            payload = try Self.encodedProposal(command)
+        } catch {
+            answer(.failure(error))
+            return
+        }
+        // Counted in flight until answered, like an awaiting proposer: a second write arriving
+        // meanwhile must queue rather than commit inline.
+        let queued = Proposal(command: command, payload: payload) { [self] result in
+            shared.withLock { $0.proposersInFlight -= 1 }
+            answer(result)
+        }
+        let admission = shared.withLock { state in
+            state.proposersInFlight += 1
+            return admit(&state, outcomeKnown: command.outcomeKnownBeforeApply, queueing: queued)
+        }
+        switch admission {
+        case .inline:
+            var mine = queued
+            mine.answer = nil
+            queued.answer?(commitInline(mine))
+        case .refused(let error): queued.answer?(.failure(error))
+        case .queued(let wakeCommitThread): if wakeCommitThread { commitWake.signal() }
+        case .mustQueue: preconditionFailure("admission with an answer queues or refuses")
+        }
+    }
+
+    /// Validates and encodes a command for the log.
+    /// - Throws: `ERROR_INVALID_PARAMETER` for invalid input or an encoding over the entry limit.
+    private static func encodedProposal(_ command: HiveCommand) throws(ClusterError) -> [UInt8] {
         try command.validate()
         let payload = command.encoded()
         if payload.count > Limits.commandEncodedMaxBytes {
@@ -208,32 +302,7 @@ public final class ClusterNode: Sendable {
                 "the change encodes to \(payload.count) bytes; the limit is \(Limits.commandEncodedMaxBytes)",
                 failedCommand: command.isBatch ? -1 : nil)
         }
-        let mine = Proposal(command: command, payload: payload, continuation: nil)
-        defer { shared.withLock { $0.proposersInFlight -= 1 } }
-        // Fast path: the node is idle, so this proposer runs both stages without suspending.
-        let first = shared.withLock { state in
-            state.proposersInFlight += 1
-            return admit(&state, queueing: nil)
-        }
-        switch first {
-        case .inline: return try commitInline(mine).get()
-        case .refused(let error): throw error
-        case .queued: preconditionFailure("admission without a continuation never queues")
-        case .mustQueue: break
-        }
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<CommitResult, ClusterError>, Never>) in
-            var queued = mine
-            queued.continuation = continuation
-            switch shared.withLock({ state in admit(&state, queueing: queued) }) {
-            case .inline:
-                // The node became idle between the two looks: commit on this thread after all.
-                continuation.resume(returning: commitInline(mine))
-            case .refused(let error): continuation.resume(returning: .failure(error))
-            case .queued(let wakeCommitThread): if wakeCommitThread { commitWake.signal() }
-            case .mustQueue: preconditionFailure("admission with a continuation queues or refuses")
-            }
-        }
-        return try result.get()
+        return payload
     }
 
     /// Stops accepting writes, lets the queued ones commit and apply, stops the threads, and
@@ -244,6 +313,7 @@ public final class ClusterNode: Sendable {
             return state.stopping
         }
         if alreadyStopping { return }
+        if shared.withLock({ Self.hurryApply(&$0) }) { applyWake.signal() }
         while shared.withLock({ state in
             state.leading || !state.pending.isEmpty || state.applying || !state.committed.isEmpty || state.checkpointRunning
         }) {

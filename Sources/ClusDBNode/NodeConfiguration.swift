@@ -42,6 +42,9 @@ public struct NodeStatus: Sendable, Equatable {
     /// Groups appended since start, each with one write and one fdatasync (fewer than the
     /// entries when concurrent writes share a group commit).
     public var groupsAppended: UInt64 = 0
+    /// SQLite transactions the apply stage committed since start (fewer than the groups when
+    /// committed groups gather and are applied together).
+    public var applyTransactions: UInt64 = 0
 }
 
 /// The identity fields status reports.

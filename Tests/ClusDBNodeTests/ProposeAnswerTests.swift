@@ -1,0 +1,109 @@
+@testable import ClusDBNode
+import ClusDBModel
+import ClusDBStore
+import ClusDBTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Goal: the callback form of propose (used on network event loops) answers every proposal
+/// exactly once with what the async form would return, and the apply stage's gathering of
+/// committed groups never loses, reorders or over-fills a transaction. Method: many proposals
+/// fired without waiting, mixing writes answered at commit, writes answered once applied and
+/// invalid ones; the batch-taking rule on hand-made queues.
+@Suite("Cluster node: callback proposals and gathered applies")
+struct ProposeAnswerTests {
+    @Test("propose(_:answer:) answers each proposal once, with the outcome the async form gives")
+    func answersOnce() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
+        defer { node.stop() }
+        let total = 400
+        let (stream, sink) = AsyncStream.makeStream(of: (Int, Result<CommitResult, ClusterError>).self)
+        // An invalid write is refused before this call returns, without a log entry.
+        let refused = Mutex<Result<CommitResult, ClusterError>?>(nil)
+        node.propose(.setValue(key: .root, name: "bad\u{0}", value: .dword(1), createKey: false)) { result in
+            refused.withLock { $0 = result }
+        }
+        let refusal = refused.withLock { $0 }
+        var refusalCode: Win32Error?
+        if case .failure(let error)? = refusal { refusalCode = error.code }
+        #expect(refusalCode == .invalidParameter)
+        for number in 0..<total {
+            let command: HiveCommand =
+                number % 10 == 9
+                ? .deleteValue(key: try KeyPath("Gone"), name: "v\(number)")  // answered once applied: a failed outcome
+                : .setValue(key: try KeyPath(#"Answer\\#(number % 7)"#), name: "v\(number)", value: .dword(UInt32(number)), createKey: true)
+            node.propose(command) { result in sink.yield((number, result)) }
+        }
+        var answered: [Int: Result<CommitResult, ClusterError>] = [:]
+        for await (number, result) in stream {
+            #expect(answered.updateValue(result, forKey: number) == nil, "proposal \(number) answered twice")
+            if answered.count == total { break }
+        }
+        sink.finish()
+        var indexes: [UInt64] = []
+        for (number, result) in answered {
+            let committed = try result.get()
+            indexes.append(committed.index)
+            if number % 10 == 9 {
+                var code: Win32Error?
+                if case .failed(let error) = committed.outcome { code = error.code }
+                #expect(code == .fileNotFound, "proposal \(number): \(committed.outcome)")
+            } else {
+                #expect(committed.outcome == .done, "proposal \(number)")
+            }
+        }
+        #expect(Set(indexes) == Set(1...UInt64(total)), "one index each, none for the refused write")
+        try await node.waitUntilApplied(UInt64(total))
+        let counts = try await node.hive.counts()
+        #expect(counts.values == total - total / 10)
+        let status = node.status
+        #expect(status.appliedIndex == UInt64(total) && status.commitIndex == UInt64(total))
+        #expect(status.applyTransactions >= 1 && status.applyTransactions <= status.groupsAppended)
+    }
+
+    /// A committed group of `count` entries starting at `first`, each with a `bytes`-byte payload.
+    static func group(first: UInt64, count: Int, bytes: Int = 8) throws -> ClusterNode.CommittedGroup {
+        let command = HiveCommand.setValue(key: try KeyPath("K"), name: "v", value: .dword(1), createKey: true)
+        let proposal = ClusterNode.Proposal(command: command, payload: [UInt8](repeating: 0, count: bytes), answer: nil)
+        return ClusterNode.CommittedGroup(proposals: Array(repeating: proposal, count: count), firstIndex: first)
+    }
+
+    static func state(_ groups: [ClusterNode.CommittedGroup]) -> ClusterNode.Shared {
+        let identity = NodeIdentityView(clusterName: "c", clusterID: "i", nodeName: "n", nodeID: "d", restoreGeneration: 0)
+        var state = ClusterNode.Shared(
+            status: NodeStatus(
+                identity: identity, term: 1, commitIndex: 0, appliedIndex: 0, checkpointIndex: 0, logFirstIndex: nil,
+                logBytes: 0))
+        state.committed = groups
+        state.committedEntries = groups.reduce(0) { $0 + $1.proposals.count }
+        return state
+    }
+
+    @Test("Gathered groups merge in order within the entry and byte limits; a large group goes alone")
+    func takeApplyBatch() throws {
+        let sizes = [3, 5, Limits.applyBatchEntriesMax - 4, 2, Limits.applyBatchEntriesMax + 10, 1]
+        var groups: [ClusterNode.CommittedGroup] = []
+        var next: UInt64 = 1
+        for size in sizes {
+            groups.append(try Self.group(first: next, count: size))
+            next += UInt64(size)
+        }
+        var state = Self.state(groups)
+        var batches: [(UInt64, Int)] = []
+        while !state.committed.isEmpty {
+            let batch = ClusterNode.takeApplyBatch(from: &state)
+            batches.append((batch.firstIndex, batch.proposals.count))
+        }
+        #expect(batches.map(\.1) == [8, Limits.applyBatchEntriesMax - 2, Limits.applyBatchEntriesMax + 10, 1])
+        #expect(batches.map(\.0) == [1, 9, 9 + UInt64(Limits.applyBatchEntriesMax - 2), 9 + UInt64(2 * Limits.applyBatchEntriesMax + 8)])
+        #expect(state.committedEntries == 0 && state.committedAnswersPending == 0)
+
+        let large = Limits.applyBatchBytesMax / 2 + 1
+        var byBytes = Self.state([try Self.group(first: 1, count: 1, bytes: large), try Self.group(first: 2, count: 1, bytes: large)])
+        #expect(ClusterNode.takeApplyBatch(from: &byBytes).proposals.count == 1, "two halves over the byte limit go apart")
+        #expect(ClusterNode.takeApplyBatch(from: &byBytes).firstIndex == 2)
+    }
+}
