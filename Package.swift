@@ -21,6 +21,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Already in the graph through Hummingbird; named because the server's set-value handler
+        // sits in its NIO pipeline.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -61,6 +66,9 @@ let package = Package(
             dependencies: [
                 "ClusDBModel", "ClusDBStore", "ClusDBNode", "ClusDBBackup",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -96,6 +104,18 @@ let package = Package(
         .testTarget(
             name: "ClusDBNodeTests",
             dependencies: ["ClusDBTestSupport", "ClusDBNode", "ClusDBBackup", "ClusDBStore", "ClusDBModel"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ClusDBServerTests",
+            dependencies: [
+                "ClusDBServer", "ClusDBNode", "ClusDBModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -170,24 +170,10 @@ private func json(_ value: some Encodable) -> Response {
     }
 }
 
-/// The error answer, with an HTTP status that matches the Win32 code.
+/// The error answer (see ``ErrorAnswer``).
 private func failure(_ error: any Error) -> Response {
-    let clusterError: ClusterError
-    switch error {
-    case let error as ClusterError: clusterError = error
-    case let error as HTTPError where error.status == .contentTooLarge:
-        clusterError = ClusterError(.invalidParameter, "the request body is over \(Limits.requestBodyMaxBytes) bytes")
-    default: clusterError = ClusterError(.invalidData, "\(error)")
-    }
-    let status: HTTPResponse.Status
-    switch clusterError.code {
-    case .fileNotFound, .pathNotFound: status = .notFound
-    case .invalidParameter, .invalidFunction: status = .badRequest
-    case .accessDenied: status = .forbidden
-    case .directory, .alreadyExists: status = .conflict
-    case .busy, .clusterShuttingDown: status = .serviceUnavailable
-    default: status = .internalServerError
-    }
-    let data = (try? JSONEncoder().encode(ClientProtocol.ErrorResponse(clusterError))) ?? Data()
-    return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    let clusterError = ErrorAnswer.clusterError(error)
+    return Response(
+        status: ErrorAnswer.status(clusterError), headers: [.contentType: "application/json"],
+        body: ResponseBody(byteBuffer: ByteBuffer(bytes: ErrorAnswer.body(clusterError))))
 }

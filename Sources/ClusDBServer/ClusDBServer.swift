@@ -24,6 +24,8 @@ public enum ClusDBServer {
         ClientAPI(node: node, peerAddress: configuration.node.peerAddress).register(on: router)
         let app = Application(
             router: router,
+            // set-value, the hottest request, is answered on the event loop (see SetValueHandler).
+            server: .http1(configuration: .init(additionalChannelHandlers: [SetValueHandler(node: node, logger: logger)])),
             configuration: .init(
                 address: .hostname(configuration.clientHost, port: configuration.clientPort), serverName: "clusdb"),
             onServerRunning: { channel in onReady(channel.localAddress?.port ?? configuration.clientPort) },

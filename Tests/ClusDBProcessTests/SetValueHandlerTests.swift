@@ -1,0 +1,221 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ClusDBModel
+import ClusDBTestSupport
+import Foundation
+import Testing
+
+/// Goal: set-value answered on the event loop (`SetValueHandler`) is indistinguishable from the
+/// router's answers — same bodies, statuses and headers — and HTTP/1.1 pipelining keeps its order
+/// when the two kinds of answer mix on one connection. Method: raw HTTP/1.1 over a blocking
+/// socket against a live node, several requests in one send.
+@Suite("HTTP API: set-value on the event loop", .serialized)
+struct SetValueHandlerTests {
+    /// One HTTP/1.1 answer as read off the socket.
+    struct Answer {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    /// A blocking loopback connection that reads answers by `Content-Length`.
+    final class RawConnection {
+        private let socket: Int32
+        private var buffer: [UInt8] = []
+
+        init(port: Int) throws {
+            socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard socket >= 0 else { throw POSIXError(.EIO) }
+            // Never hang a test run: a missing answer fails the read after 20 s.
+            var timeout = timeval(tv_sec: 20, tv_usec: 0)
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        }
+
+        deinit { close(socket) }
+
+        func send(_ text: String) {
+            let bytes = Array(text.utf8)
+            var sent = 0
+            while sent < bytes.count {
+                let count = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, 0) }
+                precondition(count > 0, "send failed")
+                sent += count
+            }
+        }
+
+        /// Reads more bytes; false at end of stream (or timeout).
+        private func fill() -> Bool {
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { return false }
+            buffer += chunk[..<count]
+            return true
+        }
+
+        /// The next answer, or nil when the stream ends first.
+        func answer() -> Answer? {
+            let separator: [UInt8] = Array("\r\n\r\n".utf8)
+            var headEnd: Int?
+            while headEnd == nil {
+                headEnd = buffer.indices.dropLast(3).first { buffer[$0..<$0 + 4].elementsEqual(separator) }
+                if headEnd == nil && !fill() { return nil }
+            }
+            let lines = String(decoding: buffer[..<headEnd!], as: UTF8.self).components(separatedBy: "\r\n")
+            let status = Int(lines[0].split(separator: " ")[1]) ?? 0
+            var headers: [String: String] = [:]
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            let bodyStart = headEnd! + 4
+            while buffer.count < bodyStart + length {
+                if !fill() { return nil }
+            }
+            let body = String(decoding: buffer[bodyStart..<bodyStart + length], as: UTF8.self)
+            buffer.removeFirst(bodyStart + length)
+            return Answer(status: status, headers: headers, body: body)
+        }
+
+        /// True once the server closed the connection (and sent nothing more).
+        func isClosedByServer() -> Bool { buffer.isEmpty && !fill() }
+    }
+
+    static func post(_ path: String, _ body: String, close: Bool = false) -> String {
+        "POST /v1/\(path) HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            + (close ? "Connection: close\r\n" : "") + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
+    /// A key path as a JSON string's content.
+    static func escaped(_ key: String) -> String { key.replacingOccurrences(of: "\\", with: "\\\\") }
+
+    /// A set-value body the event loop answers.
+    static func fastBody(_ key: String, _ name: String, _ value: UInt32, createKey: Bool = true) -> String {
+        #"{"key":"\#(escaped(key))","name":"\#(name)","type":"REG_DWORD","data":\#(value),"createKey":\#(createKey)}"#
+    }
+
+    /// The same request with a member the strict parser declines and the router ignores.
+    static func routerBody(_ key: String, _ name: String, _ value: UInt32, createKey: Bool = true) -> String {
+        #"{"key":"\#(escaped(key))","name":"\#(name)","type":"REG_DWORD","data":\#(value),"createKey":\#(createKey),"note":"router"}"#
+    }
+
+    /// The number a query-value answer holds for a `REG_DWORD` (JSON member order is not fixed).
+    static func dwordValue(_ body: String) -> UInt32? {
+        guard let value = try? JSONDecoder().decode(RegistryValue.self, from: Data(body.utf8)),
+            case .dword(let number) = value
+        else { return nil }
+        return number
+    }
+
+    @Test("Pipelined requests are answered in order whether the event loop or the router answers them")
+    func pipelining() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let server = try ServerProcess(dataDirectory: dir.file("data"))
+        defer { server.stop() }
+        let connection = try RawConnection(port: server.port)
+        connection.send(
+            Self.post("registry/set-value", Self.fastBody(#"P\A"#, "v", 1))
+                + Self.post("registry/query-value", #"{"key":"P\\A","name":"v"}"#)
+                + Self.post("registry/set-value", Self.routerBody(#"P\A"#, "v", 2))
+                + Self.post("registry/set-value", Self.fastBody(#"P\A"#, "v", 3))
+                + Self.post("registry/query-value", #"{"key":"P\\A","name":"v"}"#)
+                + "GET /v1/status HTTP/1.1\r\nHost: test\r\n\r\n"
+                + Self.post("registry/set-value", Self.fastBody(#"P\B"#, "v", 4, createKey: false))
+                + Self.post("registry/set-value", Self.fastBody(#"P\A"#, "w", 5), close: true))
+        var answers: [Answer] = []
+        while let answer = connection.answer() { answers.append(answer) }
+        try #require(answers.count == 8, "\(answers)")
+        #expect(answers.map(\.status) == [200, 200, 200, 200, 200, 200, 404, 200])
+        #expect(answers[0].body == #"{"index":1}"#)
+        #expect(Self.dwordValue(answers[1].body) == 1)
+        #expect(answers[2].body == #"{"index":2}"#)
+        #expect(answers[3].body == #"{"index":3}"#)
+        #expect(Self.dwordValue(answers[4].body) == 3)
+        #expect(answers[5].body.contains(#""commitIndex":3"#))
+        #expect(answers[6].body.contains("ERROR_FILE_NOT_FOUND"))
+        // The failed write is committed like any other (its outcome is the error).
+        #expect(answers[7].body == #"{"index":5}"#)
+        #expect(connection.isClosedByServer(), "Connection: close is honoured")
+    }
+
+    @Test("An answer from the event loop reads exactly like the router's: status, body and headers")
+    func sameAnswers() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let server = try ServerProcess(dataDirectory: dir.file("data"))
+        defer { server.stop() }
+        let connection = try RawConnection(port: server.port)
+        // Each pair: the event loop's answer, then the router's to the same request.
+        let pairs: [(String, String)] = [
+            (Self.fastBody(#"S\A"#, "v", 1), Self.routerBody(#"S\A"#, "v", 1)),
+            (Self.fastBody(#"S\Missing"#, "v", 1, createKey: false), Self.routerBody(#"S\Missing"#, "v", 1, createKey: false)),
+            (Self.fastBody(#"\S"#, "v", 1), Self.routerBody(#"\S"#, "v", 1)),
+            (Self.fastBody(#"S\A\\B"#, "v", 1), Self.routerBody(#"S\A\\B"#, "v", 1)),
+        ]
+        var index = 0
+        for (fast, routed) in pairs {
+            connection.send(Self.post("registry/set-value", fast))
+            let first = try #require(connection.answer())
+            connection.send(Self.post("registry/set-value", routed))
+            let second = try #require(connection.answer())
+            #expect(first.status == second.status, "\(fast)")
+            if first.status == 200 {
+                // Two commits: the indexes differ by one, the shape does not.
+                index += 2
+                #expect(first.body == #"{"index":\#(index - 1)}"#)
+                #expect(second.body == #"{"index":\#(index)}"#)
+            } else {
+                #expect(first.body == second.body, "\(fast)")
+                let error = try JSONDecoder().decode(ClientProtocol.ErrorResponse.self, from: Data(first.body.utf8))
+                #expect(!error.error.message.isEmpty)
+                // A committed failed outcome takes an index too.
+                if error.clusterError.code == .fileNotFound { index += 2 }
+            }
+            for answer in [first, second] {
+                #expect(answer.headers["content-type"] == "application/json")
+                #expect(answer.headers["server"] == "clusdb")
+                #expect(answer.headers["date"]?.hasSuffix(" GMT") == true, "\(answer.headers)")
+                #expect(answer.headers["content-length"] == "\(answer.body.utf8.count)")
+            }
+        }
+    }
+
+    @Test("A set-value body that arrives in pieces, or chunked, is answered once it is complete")
+    func bodyInPieces() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let server = try ServerProcess(dataDirectory: dir.file("data"))
+        defer { server.stop() }
+        let connection = try RawConnection(port: server.port)
+        let request = Self.post("registry/set-value", Self.fastBody(#"C\A"#, "v", 7))
+        let bytes = Array(request.utf8)
+        connection.send(String(decoding: bytes[..<(bytes.count - 20)], as: UTF8.self))
+        usleep(50_000)
+        connection.send(String(decoding: bytes[(bytes.count - 20)...], as: UTF8.self))
+        #expect(connection.answer()?.body == #"{"index":1}"#)
+        let body = Self.fastBody(#"C\A"#, "v", 8)
+        let middle = body.index(body.startIndex, offsetBy: 10)
+        let first = String(body[..<middle])
+        let rest = String(body[middle...])
+        connection.send(
+            "POST /v1/registry/set-value HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + String(first.utf8.count, radix: 16) + "\r\n" + first + "\r\n")
+        usleep(50_000)
+        connection.send(String(rest.utf8.count, radix: 16) + "\r\n" + rest + "\r\n0\r\n\r\n")
+        #expect(connection.answer()?.body == #"{"index":2}"#)
+        connection.send(Self.post("registry/query-value", #"{"key":"C\\A","name":"v"}"#))
+        #expect(Self.dwordValue(connection.answer()?.body ?? "") == 8)
+    }
+}
