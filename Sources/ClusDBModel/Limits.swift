@@ -28,6 +28,13 @@ public enum Limits {
     public static let groupCommitEntriesMax = 4_096
     /// Most payload bytes one group commit writes with a single fdatasync (one entry may exceed it).
     public static let groupCommitBytesMax = 16 << 20
+    /// Most reads waiting at once for the apply stage to reach their index; beyond it reads get
+    /// `ERROR_BUSY`.
+    public static let applyWaitersMax = 16_384
+    /// Most committed entries waiting for the apply stage; past it the log stage pauses until the
+    /// apply stage catches up (writers queue meanwhile, up to ``pendingProposalsMax``), so memory
+    /// stays bounded when SQLite is slower than the log.
+    public static let committedEntriesMax = 65_536
     /// How long the apply stage lets committed writes that are already answered gather before it
     /// applies them, in microseconds: one SQLite transaction for many writes rewrites each touched
     /// page once, not once per write. Nothing waits for it — a read, a write answered only once

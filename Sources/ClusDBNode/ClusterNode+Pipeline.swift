@@ -20,12 +20,12 @@ extension ClusterNode {
     /// threads block on fsync only when nobody waits. A write that must be applied before it is
     /// answered also needs the apply stage idle, so its inline apply continues the hive in order;
     /// one answered at commit (`outcomeKnown`) leaves its apply to the apply thread, in order
-    /// behind the groups already there.
+    /// behind the groups already there, while fewer than ``Limits/committedEntriesMax`` wait.
     func admit(_ state: inout Shared, outcomeKnown: Bool, queueing proposal: Proposal?) -> Admission {
         if state.stopping { return .refused(ClusterError(.clusterShuttingDown, "the node is stopping")) }
         if let failure = state.failure { return .refused(failure) }
         if state.proposersInFlight == 1 && !state.leading && state.pending.isEmpty
-            && (outcomeKnown || (!state.applying && state.committed.isEmpty))
+            && (outcomeKnown ? state.committedEntries < Limits.committedEntriesMax : !state.applying && state.committed.isEmpty)
         {
             state.leading = true
             return .inline
@@ -151,8 +151,14 @@ extension ClusterNode {
     }
 
     /// The next group for the commit thread, or nil (the log stage released) when none is left.
+    /// First waits while ``Limits/committedEntriesMax`` entries wait for the apply stage.
     private func nextGroup() -> ([Proposal], UInt64?)? {
-        shared.withLock { state in
+        while shared.withLock({ $0.committedEntries >= Limits.committedEntriesMax && $0.failure == nil }) {
+            // Rare (SQLite slower than the log for a long stretch), so a short poll will do; the
+            // apply stage does not gather at this depth.
+            usleep(useconds_t(Self.applyRoomPollMicroseconds))
+        }
+        return shared.withLock { state in
             precondition(state.leading, "the commit thread appends only while it leads")
             let truncate = state.truncateThrough
             state.truncateThrough = nil
@@ -164,6 +170,9 @@ extension ClusterNode {
             return (group, truncate)
         }
     }
+
+    /// Microseconds between looks while the log stage waits for the apply stage to make room.
+    static let applyRoomPollMicroseconds = 200
 
     /// The apply thread: applies committed groups in order, several per transaction, and answers
     /// their proposers. While every waiting group is already answered and nobody waits for the

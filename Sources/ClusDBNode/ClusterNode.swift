@@ -168,7 +168,8 @@ public final class ClusterNode: Sendable {
     }
 
     /// Waits until the applied index reaches `index`.
-    /// - Throws: the node's failure when the apply stage stopped.
+    /// - Throws: the node's failure when the apply stage stopped; `ERROR_BUSY` when
+    ///   ``Limits/applyWaitersMax`` reads already wait.
     public func waitUntilApplied(_ index: UInt64) async throws(ClusterError) {
         switch shared.withLock({ Self.applyProgress(of: $0, toward: index) }) {
         case .reached: return
@@ -179,6 +180,9 @@ public final class ClusterNode: Sendable {
             let (progress, wakeApply) = shared.withLock { state in
                 let progress = Self.applyProgress(of: state, toward: index)
                 guard case .pending = progress else { return (progress, false) }
+                guard state.applyWaiters.count < Limits.applyWaitersMax else {
+                    return (.failed(ClusterError(.busy, "\(Limits.applyWaitersMax) reads are already waiting; retry")), false)
+                }
                 state.applyWaiters.append((index, continuation))
                 return (progress, Self.hurryApply(&state))
             }

@@ -106,4 +106,31 @@ struct ProposeAnswerTests {
         #expect(ClusterNode.takeApplyBatch(from: &byBytes).proposals.count == 1, "two halves over the byte limit go apart")
         #expect(ClusterNode.takeApplyBatch(from: &byBytes).firstIndex == 2)
     }
+
+    @Test("A long apply queue stops inline commits; the proposer queues for the commit thread instead")
+    func applyQueueBound() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
+        defer { node.stop() }
+        var state = Self.state([])
+        state.proposersInFlight = 1
+        state.applying = true
+        state.committedEntries = Limits.committedEntriesMax - 1
+        guard case .inline = node.admit(&state, outcomeKnown: true, queueing: nil) else {
+            Issue.record("a write answered at commit commits inline beside a busy apply stage")
+            return
+        }
+        state.leading = false
+        state.committedEntries = Limits.committedEntriesMax
+        guard case .mustQueue = node.admit(&state, outcomeKnown: true, queueing: nil) else {
+            Issue.record("past the bound the proposer must queue")
+            return
+        }
+        state.committedEntries = 0
+        guard case .mustQueue = node.admit(&state, outcomeKnown: false, queueing: nil) else {
+            Issue.record("a write answered once applied needs an idle apply stage to commit inline")
+            return
+        }
+    }
 }
