@@ -90,15 +90,16 @@ extension ClusterNode {
         }
     }
 
-    /// Hands a committed group to the apply thread. A group with a proposer still waiting makes
-    /// the apply stage urgent.
+    /// Hands a committed group to the apply thread. A group with a proposer still waiting, or one
+    /// that brings the queue to ``Limits/applyGatherEntriesTarget``, ends a gathering.
     func enqueueForApply(_ group: CommittedGroup) {
         let waiting = group.proposals.reduce(0) { $0 + ($1.answer == nil ? 0 : 1) }
         let wakeApply = shared.withLock { state -> Bool in
             state.committed.append(group)
             state.committedEntries += group.proposals.count
             state.committedAnswersPending += waiting
-            let hurry = waiting > 0 ? Self.hurryApply(&state) : false
+            // Someone waits for this group's apply, or enough has gathered: stop gathering.
+            let hurry = waiting > 0 || state.committedEntries >= Limits.applyGatherEntriesTarget ? Self.hurryApply(&state) : false
             if state.applying { return hurry }
             state.applying = true
             return true

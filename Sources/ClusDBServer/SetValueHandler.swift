@@ -23,13 +23,21 @@ import NIOHTTPTypes
 ///
 /// HTTP/1.1 pipelining keeps its order: while the router has requests of this connection
 /// unanswered, set-value requests go to the router too; while a write of this handler waits for
-/// the node, later request parts wait here (at most ``Limits/pipelinedRequestPartsMax``) and
-/// reading pauses.
+/// the node, everything inbound after it — request parts, the client's half-close, decoding
+/// errors, a graceful-shutdown notice — waits here in order (at most
+/// ``Limits/pipelinedRequestPartsMax``) and reading pauses. Reading also pauses while the socket
+/// is not writable, so a client that never reads its answers cannot grow the server's buffers.
+/// After a request with `Connection: close` (compared as Hummingbird's router compares it) the
+/// output is closed once it is answered, and later requests are ignored, as the router does.
 final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
+
+    /// Proposes a write and answers it once: ``ClusterNode/propose(_:answer:)`` in service,
+    /// a stand-in in tests that decides when the answer comes.
+    typealias Propose = @Sendable (HiveCommand, @escaping ClusterNode.ProposalAnswer) -> Void
 
     /// The path this handler answers.
     static let path = "\(ClientProtocol.prefix)/registry/set-value"
@@ -39,27 +47,37 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case idle
         /// Reading the body of a set-value request this handler will answer.
         case collecting(HTTPRequest, ByteBuffer)
-        /// Passing the current request's parts on to the router.
-        case forwarding
+        /// Passing the current request's parts on to the router; `thenClose` when it asked to
+        /// close the connection.
+        case forwarding(thenClose: Bool)
         /// A write waits for the node; `closeAfter` when the client asked to close.
         case awaitingNode(closeAfter: Bool)
+        /// The connection is closing (the client asked, or it pipelined too much): later
+        /// requests are dropped unanswered, as the router drops them.
+        case closing
     }
 
-    /// Proposes a write and answers it once: ``ClusterNode/propose(_:answer:)`` in service,
-    /// a stand-in in tests that decides when the answer comes.
-    typealias Propose = @Sendable (HiveCommand, @escaping ClusterNode.ProposalAnswer) -> Void
+    /// Something inbound that arrived while a write waited for the node.
+    private enum Held {
+        case part(HTTPRequestPart)
+        case event(Any)
+        case error(any Error)
+    }
 
     private let proposeWrite: Propose
     private let logger: Logger
     private var state = State.idle
     /// Requests passed to the router whose answer has not been written to its end yet.
     private var routerRequestsInFlight = 0
-    /// Request parts that arrived while a write waited for the node, in order.
-    private var held = CircularBuffer<HTTPRequestPart>()
-    /// A read the pipeline asked for while a write waited for the node.
+    /// What arrived while a write waited for the node, in order.
+    private var held = CircularBuffer<Held>()
+    /// True while ``takeUpHeld(context:)`` works through ``held``: an answer given inline during
+    /// it must not start a second, nested pass.
+    private var takingUpHeld = false
+    /// A read the pipeline asked for while a write waited or the socket was not writable.
     private var readHeld = false
-    /// A graceful-shutdown notice that arrived while a write waited: passed on after its answer,
-    /// so the connection is not closed under it.
+    /// A graceful-shutdown notice that arrived while a request of this handler was being read:
+    /// Hummingbird's connection handler never saw that request and would close under it.
     private var quiesceHeld: Any?
     private var removed = false
 
@@ -74,32 +92,72 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.logger = logger
     }
 
+    private var awaitingNode: Bool {
+        if case .awaitingNode = state { return true }
+        return false
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
     }
 
+    // MARK: Inbound
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if case .awaitingNode = state {
-            guard held.count < Limits.pipelinedRequestPartsMax else {
-                logger.warning(
-                    "closing a connection that pipelined too much behind a write",
-                    metadata: ["parts": "\(held.count)"])
-                context.close(promise: nil)
-                return
-            }
-            held.append(part)
-            return
+        switch state {
+        case .closing: return
+        case .awaitingNode: hold(.part(part), context: context)
+        case .idle, .collecting, .forwarding:
+            precondition(held.isEmpty, "held items are taken up before the next request is read")
+            process(part, context: context)
         }
-        process(part, context: context)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch state {
+        case .awaitingNode:
+            hold(.event(event), context: context)
+        case .collecting where event is ChannelShouldQuiesceEvent:
+            quiesceHeld = event
+        case .idle, .collecting, .forwarding, .closing:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if awaitingNode {
+            // A decoding error answered by the router now would overtake the write's answer.
+            hold(.error(error), context: context)
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    private func hold(_ item: Held, context: ChannelHandlerContext) {
+        guard held.count < Limits.pipelinedRequestPartsMax else {
+            logger.warning("closing a connection that pipelined too much behind a write", metadata: ["held": "\(held.count)"])
+            state = .closing
+            held.removeAll()
+            context.close(promise: nil)
+            return
+        }
+        held.append(item)
+    }
+
+    // MARK: Outbound
+
     func read(context: ChannelHandlerContext) {
-        if case .awaitingNode = state {
+        if awaitingNode || !context.channel.isWritable {
             readHeld = true
             return
         }
         context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && !awaitingNode { releaseRead(context: context) }
+        context.fireChannelWritabilityChanged()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -111,18 +169,10 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            switch state {
-            case .collecting, .awaitingNode:
-                // Hummingbird's connection handler would close at once: it never saw this request.
-                quiesceHeld = event
-                return
-            case .idle, .forwarding:
-                break
-            }
-        }
-        context.fireUserInboundEventTriggered(event)
+    private func releaseRead(context: ChannelHandlerContext) {
+        guard readHeld else { return }
+        readHeld = false
+        context.read()
     }
 
     // MARK: Requests
@@ -133,12 +183,12 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if routerRequestsInFlight == 0 && head.method == .post && head.path == Self.path {
                 state = .collecting(head, context.channel.allocator.buffer(capacity: 0))
             } else {
-                forwardToRouter([part], context: context)
+                forwardToRouter(head, [], context: context)
             }
         case (.collecting(let head, var body), .body(var chunk)):
             if body.readableBytes + chunk.readableBytes > Limits.requestBodyMaxBytes {
                 // The router answers it with its own error.
-                forwardToRouter([.head(head), .body(body), .body(chunk)], context: context)
+                forwardToRouter(head, [.body(body), .body(chunk)], context: context)
                 return
             }
             state = .idle  // Drops the buffer's second reference, so the append does not copy.
@@ -146,32 +196,36 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .collecting(head, body)
         case (.collecting(let head, let body), .end):
             guard let request = body.withUnsafeReadableBytes({ ClientProtocol.SetValueRequest(fastJSON: $0) }) else {
-                forwardToRouter([.head(head), .body(body), part], context: context)
+                forwardToRouter(head, [.body(body), part], context: context)
                 return
             }
-            state = .awaitingNode(closeAfter: head.headerFields[.connection]?.lowercased() == "close")
+            state = .awaitingNode(closeAfter: Self.asksToClose(head))
             propose(request, context: context)
-        case (.forwarding, .end):
-            state = .idle
+        case (.forwarding(let thenClose), .end):
+            state = thenClose ? .closing : .idle
             context.fireChannelRead(wrapInboundOut(part))
         case (.forwarding, _):
             context.fireChannelRead(wrapInboundOut(part))
         case (.idle, .body), (.idle, .end), (.collecting, .head):
             // HTTP decoders never produce this order; let the router judge it.
             context.fireChannelRead(wrapInboundOut(part))
-        case (.awaitingNode, _):
-            preconditionFailure("parts are held while a write awaits the node")
+        case (.awaitingNode, _), (.closing, _):
+            preconditionFailure("parts are held while a write awaits the node, and dropped while closing")
         }
     }
 
-    /// Hands a request's parts so far to the router; the rest follow as they arrive.
-    private func forwardToRouter(_ parts: [HTTPRequestPart], context: ChannelHandlerContext) {
+    /// Whether a request asks to close the connection after its answer: exactly the router's
+    /// test, so both sides agree on when the connection ends.
+    private static func asksToClose(_ head: HTTPRequest) -> Bool {
+        head.headerFields[.connection] == "close"
+    }
+
+    /// Hands a request's head and its parts so far to the router; the rest follow as they arrive.
+    private func forwardToRouter(_ head: HTTPRequest, _ parts: [HTTPRequestPart], context: ChannelHandlerContext) {
         routerRequestsInFlight += 1
-        state = .forwarding
-        for part in parts {
-            if case .end = part { state = .idle }
-            context.fireChannelRead(wrapInboundOut(part))
-        }
+        state = .forwarding(thenClose: Self.asksToClose(head))
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+        for part in parts { process(part, context: context) }
         releaseQuiesce(context: context)
     }
 
@@ -205,8 +259,11 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes the answer, then takes up what waited behind the write.
     private func answer(_ result: Result<CommitResult, ClusterError>, context: ChannelHandlerContext) {
-        guard case .awaitingNode(let closeAfter) = state else {
-            preconditionFailure("an answer arrives only for the write that awaits the node")
+        let closeAfter: Bool
+        switch state {
+        case .awaitingNode(let close): closeAfter = close
+        case .closing: return  // The connection is going; nobody reads this answer.
+        case .idle, .collecting, .forwarding: preconditionFailure("an answer arrives only for the write that awaits the node")
         }
         state = .idle
         if removed { return }
@@ -232,23 +289,38 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         if closeAfter {
-            // As Hummingbird does: the flushed answer goes out before the close.
-            context.close(promise: nil)
+            // As the router does: close the output after the answer and let the client close;
+            // a full close could reset the connection over bytes it pipelined and lose the answer.
+            state = .closing
+            held.removeAll()
+            let channel = context.channel
+            channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
             return
         }
-        // Take up what was pipelined behind the write, in order, as one read cycle: the router's
-        // channel handler delivers reads at read-complete.
-        let replaying = !held.isEmpty
-        while let part = held.popFirst() {
-            process(part, context: context)
-            if case .awaitingNode = state { break }
+        takeUpHeld(context: context)
+    }
+
+    /// Takes up, in order, what arrived while the write waited — as one read cycle, since the
+    /// router's channel handler delivers reads at read-complete — until another write waits.
+    private func takeUpHeld(context: ChannelHandlerContext) {
+        // An answer given inline during the pass below returns here; the pass goes on.
+        guard !takingUpHeld else { return }
+        takingUpHeld = true
+        var delivered = false
+        while !awaitingNode, let item = held.popFirst() {
+            switch item {
+            case .part(let part):
+                if case .closing = state { continue }
+                process(part, context: context)
+                delivered = true
+            case .event(let event): userInboundEventTriggered(context: context, event: event)
+            case .error(let error): context.fireErrorCaught(error)
+            }
         }
-        if replaying { context.fireChannelReadComplete() }
-        if case .awaitingNode = state { return }
+        takingUpHeld = false
+        if delivered { context.fireChannelReadComplete() }
+        if awaitingNode { return }
         if case .idle = state { releaseQuiesce(context: context) }
-        if readHeld {
-            readHeld = false
-            context.read()
-        }
+        if context.channel.isWritable { releaseRead(context: context) }
     }
 }

@@ -30,12 +30,17 @@ struct ProposeAnswerTests {
         var refusalCode: Win32Error?
         if case .failure(let error)? = refusal { refusalCode = error.code }
         #expect(refusalCode == .invalidParameter)
+        // Every call of every answer, counted apart from the stream (which stops at `total`).
+        let calls = Atomic<Int>(0)
         for number in 0..<total {
             let command: HiveCommand =
                 number % 10 == 9
                 ? .deleteValue(key: try KeyPath("Gone"), name: "v\(number)")  // answered once applied: a failed outcome
                 : .setValue(key: try KeyPath(#"Answer\\#(number % 7)"#), name: "v\(number)", value: .dword(UInt32(number)), createKey: true)
-            node.propose(command) { result in sink.yield((number, result)) }
+            node.propose(command) { result in
+                calls.add(1, ordering: .relaxed)
+                sink.yield((number, result))
+            }
         }
         var answered: [Int: Result<CommitResult, ClusterError>] = [:]
         for await (number, result) in stream {
@@ -62,6 +67,8 @@ struct ProposeAnswerTests {
         let status = node.status
         #expect(status.appliedIndex == UInt64(total) && status.commitIndex == UInt64(total))
         #expect(status.applyTransactions >= 1 && status.applyTransactions <= status.groupsAppended)
+        node.stop()
+        #expect(calls.load(ordering: .relaxed) == total, "no proposal answered twice, even after the stream stopped reading")
     }
 
     /// A committed group of `count` entries starting at `first`, each with a `bytes`-byte payload.
@@ -132,5 +139,26 @@ struct ProposeAnswerTests {
             Issue.record("a write answered once applied needs an idle apply stage to commit inline")
             return
         }
+    }
+
+    @Test("The apply stage gathers only while nobody waits for it, and the first to hurry it wakes it")
+    func gatherRule() throws {
+        var state = Self.state([try Self.group(first: 1, count: 3)])
+        #expect(ClusterNode.applyMayGather(state), "answered writes alone may gather")
+        state.committedAnswersPending = 1
+        #expect(!ClusterNode.applyMayGather(state), "a proposer waits for its apply")
+        state.committedAnswersPending = 0
+        state.checkpointAwaitsApply = true
+        #expect(!ClusterNode.applyMayGather(state), "a checkpoint waits")
+        state.checkpointAwaitsApply = false
+        state.stopping = true
+        #expect(!ClusterNode.applyMayGather(state), "the node stops")
+        state.stopping = false
+        state.committedEntries = Limits.applyGatherEntriesTarget
+        #expect(!ClusterNode.applyMayGather(state), "enough has gathered")
+        state.committedEntries = 3
+        state.applyGathering = true
+        #expect(ClusterNode.hurryApply(&state), "the first to hurry a gathering apply stage wakes it")
+        #expect(!ClusterNode.hurryApply(&state), "later ones do not signal again")
     }
 }

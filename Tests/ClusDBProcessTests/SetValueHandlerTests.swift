@@ -125,29 +125,41 @@ struct SetValueHandlerTests {
         let server = try ServerProcess(dataDirectory: dir.file("data"))
         defer { server.stop() }
         let connection = try RawConnection(port: server.port)
+        // The first write commits inline; the second (answered only once applied) usually has to
+        // wait for the apply stage, so what follows it waits in the handler and is taken up
+        // after its answer. Either way every answer must come in order.
         connection.send(
             Self.post("registry/set-value", Self.fastBody(#"P\A"#, "v", 1))
-                + Self.post("registry/query-value", #"{"key":"P\\A","name":"v"}"#)
-                + Self.post("registry/set-value", Self.routerBody(#"P\A"#, "v", 2))
-                + Self.post("registry/set-value", Self.fastBody(#"P\A"#, "v", 3))
+                + Self.post("registry/set-value", Self.fastBody(#"P\A"#, "w", 2, createKey: false))
                 + Self.post("registry/query-value", #"{"key":"P\\A","name":"v"}"#)
                 + "GET /v1/status HTTP/1.1\r\nHost: test\r\n\r\n"
-                + Self.post("registry/set-value", Self.fastBody(#"P\B"#, "v", 4, createKey: false))
-                + Self.post("registry/set-value", Self.fastBody(#"P\A"#, "w", 5), close: true))
+                + Self.post("registry/set-value", Self.routerBody(#"P\A"#, "v", 3))
+                + Self.post("registry/query-value", #"{"key":"P\\A","name":"v"}"#)
+                + Self.post("registry/set-value", Self.fastBody(#"P\B"#, "v", 4, createKey: false)))
         var answers: [Answer] = []
-        while let answer = connection.answer() { answers.append(answer) }
-        try #require(answers.count == 8, "\(answers)")
-        #expect(answers.map(\.status) == [200, 200, 200, 200, 200, 200, 404, 200])
+        while answers.count < 7, let answer = connection.answer() { answers.append(answer) }
+        try #require(answers.count == 7, "\(answers)")
+        #expect(answers.map(\.status) == [200, 200, 200, 200, 200, 200, 404])
         #expect(answers[0].body == #"{"index":1}"#)
-        #expect(Self.dwordValue(answers[1].body) == 1)
-        #expect(answers[2].body == #"{"index":2}"#)
-        #expect(answers[3].body == #"{"index":3}"#)
-        #expect(Self.dwordValue(answers[4].body) == 3)
-        #expect(answers[5].body.contains(#""commitIndex":3"#))
+        #expect(answers[1].body == #"{"index":2}"#)
+        #expect(Self.dwordValue(answers[2].body) == 1)
+        #expect(answers[3].body.contains(#""commitIndex":2"#))
+        #expect(answers[4].body == #"{"index":3}"#)
+        #expect(Self.dwordValue(answers[5].body) == 3)
         #expect(answers[6].body.contains("ERROR_FILE_NOT_FOUND"))
-        // The failed write is committed like any other (its outcome is the error).
-        #expect(answers[7].body == #"{"index":5}"#)
+        // Nothing is owed to the router now: the event loop answers these, and closes the output
+        // after the one that asks; the request behind it is not carried out.
+        connection.send(
+            Self.post("registry/set-value", Self.fastBody(#"P\A"#, "x", 5))
+                + Self.post("registry/set-value", Self.fastBody(#"P\A"#, "y", 6), close: true)
+                + Self.post("registry/set-value", Self.fastBody(#"P\A"#, "z", 7)))
+        // The failed write of P\B was committed like any other (its outcome is the error).
+        #expect(connection.answer()?.body == #"{"index":5}"#)
+        #expect(connection.answer()?.body == #"{"index":6}"#)
         #expect(connection.isClosedByServer(), "Connection: close is honoured")
+        let check = try RawConnection(port: server.port)
+        check.send(Self.post("registry/query-value", #"{"key":"P\\A","name":"z"}"#))
+        #expect(check.answer()?.status == 404, "a request after Connection: close is dropped")
     }
 
     @Test("An answer from the event loop reads exactly like the router's: status, body and headers")

@@ -35,6 +35,89 @@ struct SetValueHandlerUnitTests {
 
     static let logger = Logger(label: "test")
 
+    /// Stands where the router's channel handler stands: records every inbound part (fully),
+    /// read-complete, user event and error that the handler lets through.
+    final class RouterSide: ChannelInboundHandler {
+        typealias InboundIn = HTTPRequestPart
+        var log: [String] = []
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head): log.append("head \(head.method.rawValue) \(head.path ?? "")")
+            case .body(let buffer): log.append("body \(String(buffer: buffer))")
+            case .end: log.append("end")
+            }
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) { log.append("read-complete") }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            switch event {
+            case is ChannelShouldQuiesceEvent: log.append("quiesce")
+            case let event as ChannelEvent where event == .inputClosed: log.append("input-closed")
+            default: log.append("event")
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) { log.append("error") }
+
+        /// What arrived since the last look.
+        func take() -> [String] {
+            defer { log.removeAll() }
+            return log
+        }
+
+        /// What arrived since the last look, without read-completes (the embedded channel sends
+        /// one per inbound write).
+        func takeParts() -> [String] { take().filter { $0 != "read-complete" } }
+    }
+
+    /// Stands between the handler and the socket: counts the reads the handler lets through and
+    /// records how it closes.
+    final class SocketSide: ChannelOutboundHandler {
+        typealias OutboundIn = Any
+        var reads = 0
+        var closes: [CloseMode] = []
+
+        func read(context: ChannelHandlerContext) {
+            reads += 1
+            context.read()
+        }
+
+        func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+            closes.append(mode)
+            context.close(mode: mode, promise: promise)
+        }
+    }
+
+    /// The handler between the two stand-ins, with a write path the test answers by hand.
+    struct Harness {
+        let writes = HeldWrites()
+        let router = RouterSide()
+        let socket = SocketSide()
+        let channel: EmbeddedChannel
+
+        init() {
+            channel = EmbeddedChannel(
+                handlers: [socket, SetValueHandler(logger: SetValueHandlerUnitTests.logger, propose: writes.propose), router])
+        }
+
+        /// Sends one whole request in one read cycle.
+        func send(_ method: HTTPRequest.Method, _ path: String, _ text: String, close: Bool = false) throws {
+            try channel.writeInbound(SetValueHandlerUnitTests.head(method, path, close: close))
+            try channel.writeInbound(SetValueHandlerUnitTests.body(text))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            channel.pipeline.fireChannelReadComplete()
+        }
+
+        /// The router's answer to one forwarded request.
+        func routerAnswers() throws {
+            try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
+            try channel.writeOutbound(HTTPResponsePart.end(nil))
+            while try channel.readOutbound(as: HTTPResponsePart.self) != nil {}
+        }
+    }
+
     static func head(_ method: HTTPRequest.Method, _ path: String, close: Bool = false) -> HTTPRequestPart {
         var fields: HTTPFields = [:]
         if close { fields[.connection] = "close" }
@@ -45,12 +128,11 @@ struct SetValueHandlerUnitTests {
 
     static let setValuePath = "/v1/registry/set-value"
     static let plainBody = #"{"key":"A\\B","name":"v","type":"REG_DWORD","data":7,"createKey":true}"#
+    static let queryBody = #"{"key":"A\\B","name":"v"}"#
 
-    /// Sends one whole request.
-    static func send(_ channel: EmbeddedChannel, _ method: HTTPRequest.Method, _ path: String, _ text: String, close: Bool = false) throws {
-        try channel.writeInbound(head(method, path, close: close))
-        try channel.writeInbound(body(text))
-        try channel.writeInbound(HTTPRequestPart.end(nil))
+    /// The request parts of one forwarded request.
+    static func parts(_ method: HTTPRequest.Method, _ path: String, _ text: String) -> [String] {
+        ["head \(method.rawValue) \(path)", "body \(text)", "end"]
     }
 
     /// Everything the handler wrote towards the client, as (status, body) per answer.
@@ -66,6 +148,7 @@ struct SetValueHandlerUnitTests {
                 #expect(head.headerFields[.contentType] == "application/json")
                 #expect(head.headerFields[.server] == "clusdb")
                 #expect(head.headerFields[.date] != nil)
+                #expect(head.headerFields[.contentLength] != nil)
             case .body(let buffer): text += String(buffer: buffer)
             case .end:
                 answers.append((status ?? .internalServerError, text))
@@ -75,148 +158,166 @@ struct SetValueHandlerUnitTests {
         return answers
     }
 
-    /// The request parts that reached the router.
-    static func forwarded(_ channel: EmbeddedChannel) throws -> [String] {
-        var parts: [String] = []
-        while let part = try channel.readInbound(as: HTTPRequestPart.self) {
-            switch part {
-            case .head(let head): parts.append("head \(head.method.rawValue) \(head.path ?? "")")
-            case .body(let buffer): parts.append("body \(String(buffer: buffer))")
-            case .end: parts.append("end")
-            }
-        }
-        return parts
-    }
-
     @Test("A plain set-value is answered by the handler; the router sees nothing of it")
     func answersSetValue() throws {
-        let writes = HeldWrites()
-        let channel = EmbeddedChannel(handler: SetValueHandler(logger: Self.logger, propose: writes.propose))
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody)
-        #expect(writes.commands == [.setValue(key: try KeyPath(#"A\B"#), name: "v", value: .dword(7), createKey: true)])
-        #expect(try Self.answers(channel).isEmpty, "nothing before the node answers")
-        writes.answerNext(.success(CommitResult(index: 12, outcome: .done)))
-        let answers = try Self.answers(channel)
+        let harness = Harness()
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        #expect(harness.writes.commands == [.setValue(key: try KeyPath(#"A\B"#), name: "v", value: .dword(7), createKey: true)])
+        #expect(try Self.answers(harness.channel).isEmpty, "nothing before the node answers")
+        harness.writes.answerNext(.success(CommitResult(index: 12, outcome: .done)))
+        let answers = try Self.answers(harness.channel)
         #expect(answers.map(\.0) == [.ok])
         #expect(answers.map(\.1) == [#"{"index":12}"#])
-        #expect(try Self.forwarded(channel).isEmpty)
-        #expect(try channel.finish().isClean)
+        #expect(harness.router.takeParts().isEmpty)
+        #expect(try harness.channel.finish().isClean)
     }
 
     @Test("Failures read as the router writes them: a committed error outcome, a refused write, a bad key")
     func answersFailures() throws {
-        let writes = HeldWrites()
-        let channel = EmbeddedChannel(handler: SetValueHandler(logger: Self.logger, propose: writes.propose))
+        let harness = Harness()
         let missing = ClusterError(.fileNotFound, "key \"A\\B\" does not exist")
         let busy = ClusterError(.busy, "full")
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody)
-        writes.answerNext(.success(CommitResult(index: 3, outcome: .failed(missing))))
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody)
-        writes.answerNext(.failure(busy))
-        try Self.send(channel, .post, Self.setValuePath, #"{"key":"\\A","name":"v","type":"REG_DWORD","data":7}"#)
-        #expect(writes.commands.isEmpty, "an invalid key is refused before proposing")
-        let answers = try Self.answers(channel)
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        harness.writes.answerNext(.success(CommitResult(index: 3, outcome: .failed(missing))))
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        harness.writes.answerNext(.failure(busy))
+        try harness.send(.post, Self.setValuePath, #"{"key":"\\A","name":"v","type":"REG_DWORD","data":7}"#)
+        #expect(harness.writes.commands.isEmpty, "an invalid key is refused before proposing")
+        let answers = try Self.answers(harness.channel)
         try #require(answers.count == 3)
         #expect(answers.map(\.0) == [.notFound, .serviceUnavailable, .badRequest])
         #expect(answers[0].1 == String(decoding: ErrorAnswer.body(missing), as: UTF8.self))
         #expect(answers[1].1 == String(decoding: ErrorAnswer.body(busy), as: UTF8.self))
         #expect(answers[2].1.contains("ERROR_INVALID_PARAMETER"))
-        #expect(try channel.finish().isClean)
+        #expect(try harness.channel.finish().isClean)
     }
 
     @Test("Other requests, and set-value bodies the strict parser declines, reach the router unchanged")
     func forwardsTheRest() throws {
-        let writes = HeldWrites()
-        let channel = EmbeddedChannel(handler: SetValueHandler(logger: Self.logger, propose: writes.propose))
-        try Self.send(channel, .post, "/v1/registry/query-value", #"{"key":"A","name":"v"}"#)
-        #expect(try Self.forwarded(channel) == [#"head POST /v1/registry/query-value"#, #"body {"key":"A","name":"v"}"#, "end"])
-        // The router answers it; then a set-value body with an unknown member goes to the router too.
-        try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
-        try channel.writeOutbound(HTTPResponsePart.end(nil))
+        let harness = Harness()
+        try harness.send(.post, "/v1/registry/query-value", Self.queryBody)
+        #expect(harness.router.takeParts() == Self.parts(.post, "/v1/registry/query-value", Self.queryBody))
+        try harness.routerAnswers()
         let unusual = #"{"key":"A","name":"v","type":"REG_DWORD","data":7,"extra":1}"#
-        try Self.send(channel, .post, Self.setValuePath, unusual)
-        #expect(try Self.forwarded(channel) == ["head POST \(Self.setValuePath)", "body \(unusual)", "end"])
-        try Self.send(channel, .get, Self.setValuePath, "")
-        #expect(try Self.forwarded(channel) == ["head GET \(Self.setValuePath)", "body ", "end"])
-        #expect(writes.commands.isEmpty)
-        _ = try channel.finish()
+        try harness.send(.post, Self.setValuePath, unusual)
+        #expect(harness.router.takeParts() == Self.parts(.post, Self.setValuePath, unusual))
+        try harness.routerAnswers()
+        try harness.send(.get, Self.setValuePath, "")
+        #expect(harness.router.takeParts() == Self.parts(.get, Self.setValuePath, ""))
+        #expect(harness.writes.commands.isEmpty)
+        _ = try harness.channel.finish()
     }
 
     @Test("While the router owes an answer, set-value waits its turn there too")
     func routerFirst() throws {
-        let writes = HeldWrites()
-        let channel = EmbeddedChannel(handler: SetValueHandler(logger: Self.logger, propose: writes.propose))
-        try Self.send(channel, .post, "/v1/registry/enum-key", #"{"key":""}"#)
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody)
-        #expect(try Self.forwarded(channel).count == 6, "both requests went to the router, in order")
-        #expect(writes.commands.isEmpty)
+        let harness = Harness()
+        try harness.send(.post, "/v1/registry/enum-key", #"{"key":""}"#)
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        #expect(
+            harness.router.takeParts()
+                == Self.parts(.post, "/v1/registry/enum-key", #"{"key":""}"#) + Self.parts(.post, Self.setValuePath, Self.plainBody))
+        #expect(harness.writes.commands.isEmpty)
         // The router answers both; the next set-value is the handler's again.
-        for _ in 0..<2 {
-            try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
-            try channel.writeOutbound(HTTPResponsePart.end(nil))
-        }
-        while try channel.readOutbound(as: HTTPResponsePart.self) != nil {}
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody)
-        #expect(writes.commands.count == 1)
-        #expect(try Self.forwarded(channel).isEmpty)
-        _ = try channel.finish()
+        try harness.routerAnswers()
+        try harness.routerAnswers()
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        #expect(harness.writes.commands.count == 1)
+        #expect(harness.router.takeParts().isEmpty)
+        _ = try harness.channel.finish()
     }
 
-    @Test("Requests pipelined behind a waiting write are held, then taken up in order after its answer")
+    @Test("Requests pipelined behind a waiting write are held with reading paused, then taken up in order as one read cycle")
     func pipelinedBehindAWrite() throws {
-        let writes = HeldWrites()
-        let channel = EmbeddedChannel(handler: SetValueHandler(logger: Self.logger, propose: writes.propose))
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody)
-        try Self.send(channel, .post, "/v1/registry/query-value", #"{"key":"A\\B","name":"v"}"#)
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody)
-        #expect(writes.commands.count == 1, "the second write waits behind the query")
-        #expect(try Self.forwarded(channel).isEmpty, "the query waits behind the first write")
-        writes.answerNext(.success(CommitResult(index: 1, outcome: .done)))
-        #expect(try Self.answers(channel).map(\.1) == [#"{"index":1}"#])
-        // The query went to the router and the set-value behind it followed it there.
-        #expect(try Self.forwarded(channel).count == 6)
-        #expect(writes.commands.isEmpty)
-        _ = try channel.finish()
+        let harness = Harness()
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        try harness.send(.post, "/v1/registry/query-value", Self.queryBody)
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        harness.channel.pipeline.read()
+        #expect(harness.socket.reads == 0, "reading pauses while the write waits")
+        #expect(harness.writes.commands.count == 1, "the second write waits behind the query")
+        #expect(harness.router.take().allSatisfy { $0 == "read-complete" }, "the query waits behind the first write")
+        harness.writes.answerNext(.success(CommitResult(index: 1, outcome: .done)))
+        #expect(try Self.answers(harness.channel).map(\.1) == [#"{"index":1}"#])
+        // The query went to the router and the set-value behind it followed it there, then a
+        // read-complete so the router's channel handler delivers them.
+        #expect(
+            harness.router.take()
+                == Self.parts(.post, "/v1/registry/query-value", Self.queryBody) + Self.parts(.post, Self.setValuePath, Self.plainBody)
+                + ["read-complete"])
+        #expect(harness.socket.reads == 1, "the paused read resumes")
+        #expect(harness.writes.commands.isEmpty)
+        _ = try harness.channel.finish()
     }
 
-    @Test("A second write pipelined behind a waiting one is proposed only after the first is answered")
+    @Test("A second write pipelined behind a waiting one is proposed after the first is answered; Connection: close closes the output")
     func writesInOrder() throws {
-        let writes = HeldWrites()
-        let channel = EmbeddedChannel(handler: SetValueHandler(logger: Self.logger, propose: writes.propose))
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody)
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody, close: true)
-        #expect(writes.commands.count == 1)
-        writes.answerNext(.success(CommitResult(index: 1, outcome: .done)))
-        #expect(writes.commands.count == 1, "the second write is proposed once the first is answered")
-        writes.answerNext(.success(CommitResult(index: 2, outcome: .done)))
-        #expect(try Self.answers(channel).map(\.1) == [#"{"index":1}"#, #"{"index":2}"#])
-        #expect(!channel.isActive, "Connection: close is honoured")
+        let harness = Harness()
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        try harness.send(.post, Self.setValuePath, Self.plainBody, close: true)
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        #expect(harness.writes.commands.count == 1)
+        harness.writes.answerNext(.success(CommitResult(index: 1, outcome: .done)))
+        #expect(harness.writes.commands.count == 1, "the second write is proposed once the first is answered")
+        harness.writes.answerNext(.success(CommitResult(index: 2, outcome: .done)))
+        #expect(try Self.answers(harness.channel).map(\.1) == [#"{"index":1}"#, #"{"index":2}"#])
+        #expect(harness.writes.commands.isEmpty, "nothing after the request that asked to close is proposed")
+        #expect(harness.socket.closes == [.output], "the output closes after the answer; the client closes the rest")
     }
 
-    /// Records the user events that pass the handler (where Hummingbird's connection handler sits).
-    final class EventRecorder: ChannelInboundHandler {
-        typealias InboundIn = HTTPRequestPart
-        var quiesceEvents = 0
+    @Test("After a router request with Connection: close, later set-values are dropped as the router drops them")
+    func routerClose() throws {
+        let harness = Harness()
+        try harness.send(.post, "/v1/registry/query-value", Self.queryBody, close: true)
+        try harness.routerAnswers()
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        #expect(harness.writes.commands.isEmpty)
+        #expect(harness.router.takeParts() == Self.parts(.post, "/v1/registry/query-value", Self.queryBody))
+        _ = try harness.channel.finish()
+    }
 
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if event is ChannelShouldQuiesceEvent { quiesceEvents += 1 }
-            context.fireUserInboundEventTriggered(event)
-        }
+    @Test("The client's half-close and decoding errors behind a waiting write wait for its answer")
+    func eventsKeepTheirPlace() throws {
+        struct DecodingFailure: Error {}
+        let harness = Harness()
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        harness.channel.pipeline.fireErrorCaught(DecodingFailure())
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(harness.router.take().allSatisfy { $0 == "read-complete" }, "held while the write waits")
+        harness.writes.answerNext(.success(CommitResult(index: 1, outcome: .done)))
+        #expect(harness.router.take() == ["error", "input-closed"])
+        #expect(try Self.answers(harness.channel).map(\.1) == [#"{"index":1}"#])
+        _ = try harness.channel.finish()
+    }
+
+    @Test("Reading pauses while the socket is not writable, so unread answers cannot pile up")
+    func writability() throws {
+        let harness = Harness()
+        harness.channel.isWritable = false
+        harness.channel.pipeline.fireChannelWritabilityChanged()
+        harness.channel.pipeline.read()
+        #expect(harness.socket.reads == 0)
+        harness.channel.isWritable = true
+        harness.channel.pipeline.fireChannelWritabilityChanged()
+        #expect(harness.socket.reads == 1)
+        harness.channel.pipeline.read()
+        #expect(harness.socket.reads == 2)
+        _ = try harness.channel.finish()
     }
 
     @Test("A graceful-shutdown notice waits until the write in progress is answered")
     func quiesceAfterAnswer() throws {
-        let writes = HeldWrites()
-        let recorder = EventRecorder()
-        let channel = EmbeddedChannel(handlers: [SetValueHandler(logger: Self.logger, propose: writes.propose), recorder])
-        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-        #expect(recorder.quiesceEvents == 1, "passed on at once between requests")
-        try Self.send(channel, .post, Self.setValuePath, Self.plainBody)
-        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-        #expect(recorder.quiesceEvents == 1, "held while the write waits for the node")
-        writes.answerNext(.success(CommitResult(index: 1, outcome: .done)))
-        #expect(recorder.quiesceEvents == 2, "passed on after the answer")
-        #expect(try Self.answers(channel).map(\.1) == [#"{"index":1}"#])
-        _ = try channel.finish()
+        let harness = Harness()
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(harness.router.take() == ["quiesce"], "passed on at once between requests")
+        try harness.channel.writeInbound(Self.head(.post, Self.setValuePath))
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        try harness.channel.writeInbound(Self.body(Self.plainBody))
+        try harness.channel.writeInbound(HTTPRequestPart.end(nil))
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(harness.router.takeParts().isEmpty, "held while the request is read and while it waits for the node")
+        harness.writes.answerNext(.success(CommitResult(index: 1, outcome: .done)))
+        #expect(harness.router.takeParts() == ["quiesce", "quiesce"], "passed on after the answer")
+        #expect(try Self.answers(harness.channel).map(\.1) == [#"{"index":1}"#])
+        _ = try harness.channel.finish()
     }
 }
