@@ -21,10 +21,12 @@ import Synchronization
 ///   (``HiveCommand/outcomeKnownBeforeApply``) is answered at commit instead; ``read(_:)`` waits
 ///   for the apply stage, so reads still see every answered write.
 ///
-/// Who does the work: a proposer that finds the node idle runs both stages for its own write on
-/// its own thread, so an uncontended write crosses no thread. When writes queue up, the commit
+/// Who does the work: a lone proposer that finds the log stage idle runs it for its own write on
+/// its own thread, so an uncontended write crosses no thread; it applies its write too when the
+/// answer depends on it, else leaves that to the apply thread. When writes queue up, the commit
 /// thread takes the log stage and keeps it, group after group, while the apply thread applies the
-/// previous group: the fsync of one group overlaps the SQLite work of the one before.
+/// previous groups: the fsync of one group overlaps the SQLite work of the ones before. The apply
+/// thread lets answered groups gather briefly and applies them in one transaction.
 ///
 /// With one member the durable append on the only member is the commit; the replication issue
 /// puts the Raft replica between append and commit without changing this interface.
@@ -234,7 +236,7 @@ public final class ClusterNode: Sendable {
         let payload = try Self.encodedProposal(command)
         let mine = Proposal(command: command, payload: payload, answer: nil)
         defer { shared.withLock { $0.proposersInFlight -= 1 } }
-        // Fast path: the node is idle, so this proposer runs both stages without suspending.
+        // Fast path: the log stage is idle, so this proposer commits without suspending.
         let first = shared.withLock { state in
             state.proposersInFlight += 1
             return admit(&state, outcomeKnown: command.outcomeKnownBeforeApply, queueing: nil)
