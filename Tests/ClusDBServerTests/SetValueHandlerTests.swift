@@ -320,4 +320,18 @@ struct SetValueHandlerUnitTests {
         #expect(try Self.answers(harness.channel).map(\.1) == [#"{"index":1}"#])
         _ = try harness.channel.finish()
     }
+
+    @Test("A connection that pipelines more than the limit behind a waiting write is closed; the late answer is dropped")
+    func pipelineLimit() throws {
+        let harness = Harness()
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        for _ in 0..<(Limits.pipelinedRequestPartsMax / 3 + 1) {
+            try harness.send(.post, "/v1/registry/query-value", Self.queryBody)
+        }
+        #expect(!harness.channel.isActive)
+        #expect(harness.socket.closes == [.all])
+        harness.writes.answerNext(.success(CommitResult(index: 1, outcome: .done)))
+        #expect(try Self.answers(harness.channel).isEmpty)
+        #expect(harness.router.takeParts().isEmpty, "nothing held reaches the router")
+    }
 }
