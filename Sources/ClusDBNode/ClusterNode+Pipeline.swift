@@ -5,32 +5,30 @@ import Foundation
 /// The two stages of the write path and who runs them (see ``ClusterNode``).
 extension ClusterNode {
     enum Admission {
-        /// The node is idle: the proposer runs both stages itself.
+        /// The log stage is idle: the proposer commits its write itself.
         case inline
-        /// The node is busy: the proposer must queue (answered only on the fast path).
-        case mustQueue
         /// Queued; `wakeCommitThread` when the log stage just passed to the commit thread.
         case queued(wakeCommitThread: Bool)
         /// Not accepted.
         case refused(ClusterError)
     }
 
-    /// Decides under the lock: commit inline, queue (when `proposal` carries an answer), or
-    /// refuse. Inline needs the log stage idle and no other proposer in flight, so request
-    /// threads block on fsync only when nobody waits. A write that must be applied before it is
-    /// answered also needs the apply stage idle, so its inline apply continues the hive in order;
-    /// one answered at commit (`outcomeKnown`) leaves its apply to the apply thread, in order
-    /// behind the groups already there, while fewer than ``Limits/committedEntriesMax`` wait.
-    func admit(_ state: inout Shared, outcomeKnown: Bool, queueing proposal: Proposal?) -> Admission {
+    /// Decides under the lock: commit inline, queue, or refuse. Inline needs the log stage idle
+    /// and no other proposer in flight, so request threads block on fsync only when nobody
+    /// waits. A write that must be applied before it is answered also needs the apply stage idle,
+    /// so its inline apply continues the hive in order; one answered at commit leaves its apply
+    /// to the apply thread, in order behind the groups already there, while fewer than
+    /// ``Limits/committedEntriesMax`` wait.
+    func admit(_ state: inout Shared, _ proposal: Proposal) -> Admission {
         if state.stopping { return .refused(ClusterError(.clusterShuttingDown, "the node is stopping")) }
         if let failure = state.failure { return .refused(failure) }
         if state.proposersInFlight == 1 && !state.leading && state.pending.isEmpty
-            && (outcomeKnown ? state.committedEntries < Limits.committedEntriesMax : !state.applying && state.committed.isEmpty)
+            && (proposal.command.outcomeKnownBeforeApply
+                ? state.committedEntries < Limits.committedEntriesMax : !state.applying && state.committed.isEmpty)
         {
             state.leading = true
             return .inline
         }
-        guard let proposal else { return .mustQueue }
         if state.pending.count >= Limits.pendingProposalsMax {
             return .refused(ClusterError(.busy, "\(Limits.pendingProposalsMax) writes are already waiting; retry"))
         }

@@ -233,31 +233,10 @@ public final class ClusterNode: Sendable {
     /// - Important: on an idle node the caller's thread does the blocking file I/O (write,
     ///   fdatasync, SQLite) of its own write.
     public func propose(_ command: HiveCommand) async throws(ClusterError) -> CommitResult {
-        let payload = try Self.encodedProposal(command)
-        let mine = Proposal(command: command, payload: payload, answer: nil)
-        defer { shared.withLock { $0.proposersInFlight -= 1 } }
-        // Fast path: the log stage is idle, so this proposer commits without suspending.
-        let first = shared.withLock { state in
-            state.proposersInFlight += 1
-            return admit(&state, outcomeKnown: command.outcomeKnownBeforeApply, queueing: nil)
-        }
-        switch first {
-        case .inline: return try commitInline(mine).get()
-        case .refused(let error): throw error
-        case .queued: preconditionFailure("admission without an answer never queues")
-        case .mustQueue: break
-        }
+        // An inline commit answers inside the closure, and the await then returns on this thread
+        // without suspending.
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<CommitResult, ClusterError>, Never>) in
-            var queued = mine
-            queued.answer = { continuation.resume(returning: $0) }
-            switch shared.withLock({ state in admit(&state, outcomeKnown: command.outcomeKnownBeforeApply, queueing: queued) }) {
-            case .inline:
-                // The node became idle between the two looks: commit on this thread after all.
-                continuation.resume(returning: commitInline(mine))
-            case .refused(let error): continuation.resume(returning: .failure(error))
-            case .queued(let wakeCommitThread): if wakeCommitThread { commitWake.signal() }
-            case .mustQueue: preconditionFailure("admission with an answer queues or refuses")
-            }
+            propose(command) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
@@ -284,7 +263,7 @@ public final class ClusterNode: Sendable {
         }
         let admission = shared.withLock { state in
             state.proposersInFlight += 1
-            return admit(&state, outcomeKnown: command.outcomeKnownBeforeApply, queueing: queued)
+            return admit(&state, queued)
         }
         switch admission {
         case .inline:
@@ -293,7 +272,6 @@ public final class ClusterNode: Sendable {
             queued.answer?(commitInline(mine))
         case .refused(let error): queued.answer?(.failure(error))
         case .queued(let wakeCommitThread): if wakeCommitThread { commitWake.signal() }
-        case .mustQueue: preconditionFailure("admission with an answer queues or refuses")
         }
     }
 

@@ -124,18 +124,24 @@ struct ProposeAnswerTests {
         state.proposersInFlight = 1
         state.applying = true
         state.committedEntries = Limits.committedEntriesMax - 1
-        guard case .inline = node.admit(&state, outcomeKnown: true, queueing: nil) else {
+        let known = try Self.group(first: 1, count: 1).proposals[0]
+        #expect(known.command.outcomeKnownBeforeApply)
+        guard case .inline = node.admit(&state, known) else {
             Issue.record("a write answered at commit commits inline beside a busy apply stage")
             return
         }
         state.leading = false
         state.committedEntries = Limits.committedEntriesMax
-        guard case .mustQueue = node.admit(&state, outcomeKnown: true, queueing: nil) else {
+        guard case .queued = node.admit(&state, known) else {
             Issue.record("past the bound the proposer must queue")
             return
         }
+        state.pending.removeAll()
+        state.leading = false
         state.committedEntries = 0
-        guard case .mustQueue = node.admit(&state, outcomeKnown: false, queueing: nil) else {
+        var unknown = known
+        unknown.command = .deleteValue(key: try KeyPath("K"), name: "v")
+        guard case .queued = node.admit(&state, unknown) else {
             Issue.record("a write answered once applied needs an idle apply stage to commit inline")
             return
         }
