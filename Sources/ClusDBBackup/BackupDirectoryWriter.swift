@@ -38,7 +38,7 @@ public final class BackupDirectoryWriter {
         if components.count == 2 {
             let folder = FileSystem.join(path, String(components[0]))
             if !FileSystem.isDirectory(folder) {
-                if mkdir(folder, 0o700) != 0 { throw FileSystem.error(errno, "mkdir", folder) }
+                try FileSystem.createDirectory(folder)
             }
         }
         let file = try SystemFile(path: FileSystem.join(path, relativePath), flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
@@ -55,14 +55,14 @@ public final class BackupDirectoryWriter {
         complete.files = files
         try complete.check()
         for folder in Set(files.compactMap { $0.path.split(separator: "/").count == 2 ? $0.path.split(separator: "/")[0] : nil }) {
-            try FileSystem.syncDirectoryOrThrow(FileSystem.join(path, String(folder)))
+            try FileSystem.syncDirectoryOrThrow(FileSystem.join(path, String(folder)), site: .backupFolder)
         }
-        try FileSystem.syncDirectoryOrThrow(path)
+        try FileSystem.syncDirectoryOrThrow(path, site: .backupFiles)
         let manifestFile = try SystemFile(
             path: FileSystem.join(path, BackupLayout.manifestName), flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         try manifestFile.write(complete.jsonBytes(), at: 0)
-        try manifestFile.syncOrThrow()
-        try FileSystem.syncDirectoryOrThrow(path)
+        try manifestFile.syncOrThrow(BackupSyncSites.manifest.file)
+        try FileSystem.syncDirectoryOrThrow(path, site: BackupSyncSites.manifest.directory)
         if verifyBeforeMarker {
             do throws(ClusterError) {
                 _ = try BackupVerifier.verify(path, requireMarker: false)
@@ -72,12 +72,10 @@ public final class BackupDirectoryWriter {
         }
         Failpoint.hit("backup-before-marker")
         let marker = FileSystem.join(path, BackupLayout.markerName)
-        let descriptor = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
-        if descriptor < 0 { throw FileSystem.error(errno, "create", marker) }
-        close(descriptor)
+        do { _ = try SystemFile(path: marker, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o444) }
         // The mode argument is filtered by the umask; the marker's mode is part of the contract.
         chmod(marker, 0o444)
-        try FileSystem.syncDirectoryOrThrow(path)
+        try FileSystem.syncDirectoryOrThrow(path, site: .backupMarker)
         return complete
     }
 
@@ -88,7 +86,7 @@ public final class BackupDirectoryWriter {
         for name in (try? FileSystem.list(path)) ?? [] where BackupLayout.isOwnedEntry(name) {
             try? FileSystem.removeTree(FileSystem.join(path, name))
         }
-        try? FileSystem.syncDirectoryOrThrow(path)
+        try? FileSystem.syncDirectoryOrThrow(path, site: SyncSite("backup.discard"))
     }
 
     /// Checks a backup path without changing anything: the errors ``init(path:)`` would throw
@@ -129,8 +127,8 @@ public final class BackupDirectoryWriter {
     static func prepare(_ given: String) throws(ClusterError) -> String {
         let path = try checkPath(given)
         if !FileSystem.exists(path) {
-            if mkdir(path, 0o700) != 0 { throw FileSystem.error(errno, "mkdir", path) }
-            try FileSystem.syncDirectoryOrThrow(FileSystem.parent(of: path))
+            try FileSystem.createDirectory(path)
+            try FileSystem.syncDirectoryOrThrow(FileSystem.parent(of: path), site: SyncSite("backup.create"))
             Failpoint.hit("backup-after-clear")
             return path
         }
@@ -138,7 +136,7 @@ public final class BackupDirectoryWriter {
         // The earlier backup stops looking complete before anything of it changes.
         if names.contains(BackupLayout.markerName) {
             try FileSystem.removeFile(FileSystem.join(path, BackupLayout.markerName))
-            try FileSystem.syncDirectoryOrThrow(path)
+            try FileSystem.syncDirectoryOrThrow(path, site: .backupUnmark)
         }
         for name in names where name != BackupLayout.markerName {
             guard BackupLayout.isOwnedEntry(name) else {
@@ -147,7 +145,7 @@ public final class BackupDirectoryWriter {
             try FileSystem.removeTree(FileSystem.join(path, name))
         }
         if chmod(path, 0o700) != 0 { throw FileSystem.error(errno, "chmod", path) }
-        try FileSystem.syncDirectoryOrThrow(path)
+        try FileSystem.syncDirectoryOrThrow(path, site: SyncSite("backup.clear"))
         Failpoint.hit("backup-after-clear")
         return path
     }
@@ -221,7 +219,7 @@ public final class BackupFileSink {
 
     private func syncIfDue() throws(ClusterError) {
         guard written - syncedThrough >= Self.syncIntervalBytes else { return }
-        try file.syncOrThrow()
+        try file.syncOrThrow(SyncSite("backup.file.interval"))
         syncedThrough = written
     }
 
@@ -231,11 +229,31 @@ public final class BackupFileSink {
     public func close() throws(ClusterError) -> BackupManifest.File {
         precondition(!closed, "closed twice")
         try flush()
-        try file.syncOrThrow()
+        try file.syncOrThrow(.backupFile)
         closed = true
         let entry = BackupManifest.File(path: relativePath, size: written, sha256: Hex.encode(hasher.finalize()))
         onClose(entry)
         Failpoint.hit("backup-after-file")
         return entry
     }
+}
+
+/// The syncs that make a backup complete before its marker says so.
+extension SyncSite {
+    /// Each backup file, once written.
+    public static let backupFile = SyncSite("backup.file")
+    /// A resource folder's entries, before the manifest.
+    public static let backupFolder = SyncSite("backup.folder")
+    /// The backup directory's file entries, before the manifest.
+    public static let backupFiles = SyncSite("backup.files")
+    /// The marker's entry.
+    public static let backupMarker = SyncSite("backup.marker")
+    /// The removal of an earlier backup's marker, before anything of it changes.
+    public static let backupUnmark = SyncSite("backup.unmark")
+}
+
+/// Compound sites of the backup writer.
+enum BackupSyncSites {
+    /// The manifest: its content (``SyncSite/file``) and its entry (``SyncSite/directory``).
+    static let manifest = SyncSite("backup.manifest")
 }

@@ -103,8 +103,8 @@ public enum ClusterRestore {
             nodeID: previous?.nodeID ?? UUID().uuidString.lowercased(),
             restoreGeneration: max(manifest.restoreGeneration, previous?.restoreGeneration ?? 0) + 1,
             currentTerm: max(built.state.appliedTerm, manifest.term, sameCluster ? previous?.currentTerm ?? 0 : 0) + 1)
-        try FileSystem.writeAtomically(identity.jsonBytes(), to: FileSystem.join(staging, "node.json"))
-        try FileSystem.syncDirectory(staging)
+        try FileSystem.writeAtomically(identity.jsonBytes(), to: FileSystem.join(staging, "node.json"), site: SyncSite("restore.identity"))
+        try FileSystem.syncDirectory(staging, site: SyncSite("restore.directory"))
         Failpoint.hit("restore-before-commit")
         let record = RestoreJournal.Commit(quorumPath: quorumPath)
         try RestoreJournal.commit(directory.path, record)
@@ -167,11 +167,11 @@ public enum ClusterRestore {
     private static func prepareQuorumPath(_ path: String) throws(ClusterError) {
         try FileSystem.makeDirectories(path)
         let pending = FileSystem.join(path, RestoreJournal.pendingName)
-        try FileSystem.writeAtomically([], to: pending)
+        try FileSystem.writeAtomically([], to: pending, site: SyncSite("restore.journal"))
         for name in try FileSystem.list(path) where name != RestoreJournal.pendingName {
             try FileSystem.removeTree(FileSystem.join(path, name))
         }
-        try FileSystem.syncDirectory(path)
+        try FileSystem.syncDirectory(path, site: SyncSite("restore.directory"))
     }
 
     // MARK: Building
@@ -183,7 +183,7 @@ public enum ClusterRestore {
         _ backup: VerifiedBackup, target: UInt64, at path: String
     ) throws(ClusterError) -> (state: HiveState, keys: Int, values: Int, logEnd: Int) {
         for suffix in ["", "-wal", "-shm"] { try FileSystem.removeFile(path + suffix) }
-        try FileSystem.copyFile(backup.checkpointPath, to: path)
+        try FileSystem.copyFile(backup.checkpointPath, to: path, site: SyncSite("restore.copy"))
         let hive = try Hive.open(path: path)
         let manifest = backup.manifest
         let logEnd: Int
@@ -208,8 +208,8 @@ public enum ClusterRestore {
         }
         try FileSystem.removeFile(path + "-wal")
         try FileSystem.removeFile(path + "-shm")
-        try SystemFile(path: path, flags: O_RDONLY).syncOrThrow()
-        try FileSystem.syncDirectory(FileSystem.parent(of: path))
+        try SystemFile(path: path, flags: O_RDONLY).syncOrThrow(SyncSite("restore.file"))
+        try FileSystem.syncDirectory(FileSystem.parent(of: path), site: SyncSite("restore.directory"))
         guard summary.state.appliedIndex == target else {
             throw ClusterError(
                 .databaseBackupCorrupt, "replaying the backup ended at index \(summary.state.appliedIndex), not \(target)")
@@ -225,7 +225,7 @@ public enum ClusterRestore {
     ) throws(ClusterError) {
         try FileSystem.makeDirectories(directory)
         let checkpointName = backup.manifest.checkpointFile!.path
-        try FileSystem.copyFile(backup.checkpointPath, to: FileSystem.join(directory, checkpointName))
+        try FileSystem.copyFile(backup.checkpointPath, to: FileSystem.join(directory, checkpointName), site: SyncSite("restore.copy"))
         let logDirectory = FileSystem.join(directory, "log")
         try FileSystem.makeDirectory(logDirectory)
         if target > backup.manifest.checkpointIndex {
@@ -243,10 +243,10 @@ public enum ClusterRestore {
                 try segment.write(chunk, at: offset)
                 offset += chunk.count
             }
-            try segment.syncOrThrow()
+            try segment.syncOrThrow(SyncSite("restore.file"))
         }
-        try FileSystem.syncDirectory(logDirectory)
-        try FileSystem.syncDirectory(directory)
+        try FileSystem.syncDirectory(logDirectory, site: SyncSite("restore.directory"))
+        try FileSystem.syncDirectory(directory, site: SyncSite("restore.directory"))
     }
 
     /// The state of the data directory's hive, nil when it has none.
@@ -281,8 +281,8 @@ public enum ClusterRestore {
         var current: Hive?
         if FileSystem.exists(livePath) {
             let copyPath = FileSystem.join(scratch, "current.sqlite")
-            try FileSystem.copyFile(livePath, to: copyPath)
-            if FileSystem.exists(livePath + "-wal") { try FileSystem.copyFile(livePath + "-wal", to: copyPath + "-wal") }
+            try FileSystem.copyFile(livePath, to: copyPath, site: SyncSite("restore.copy"))
+            if FileSystem.exists(livePath + "-wal") { try FileSystem.copyFile(livePath + "-wal", to: copyPath + "-wal", site: SyncSite("restore.copy")) }
             current = try Hive.openReadOnly(path: copyPath)
         }
         defer { current?.close() }

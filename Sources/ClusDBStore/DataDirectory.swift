@@ -110,7 +110,7 @@ public final class DataDirectory: Sendable {
 
     /// Writes the identity atomically.
     public func writeIdentity(_ identity: NodeIdentity) throws(ClusterError) {
-        try FileSystem.writeAtomically(identity.jsonBytes(), to: identityPath)
+        try FileSystem.writeAtomically(identity.jsonBytes(), to: identityPath, site: SyncSite("identity"))
     }
 }
 

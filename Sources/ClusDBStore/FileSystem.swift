@@ -28,7 +28,7 @@ public enum FileSystem {
         return ClusterError(win32, "\(operation) \(path): \(text)")
     }
 
-    /// Stops the process after a failed fsync; see ``SystemFile/sync()``.
+    /// Stops the process after a failed fsync; see ``SystemFile/sync(_:)``.
     public static func haltAfterFailedSync(path: String, errno code: Int32) -> Never {
         let message = "clusdb: fatal: fsync of \(path) failed (\(String(cString: strerror(code)))); "
             + "stopping so that no write is acknowledged that the disk may have dropped\n"
@@ -51,8 +51,18 @@ public enum FileSystem {
     /// Creates a directory with mode 0700 unless it exists, and fsyncs its parent.
     public static func makeDirectory(_ path: String) throws(ClusterError) {
         if isDirectory(path) { return }
-        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw error(errno, "mkdir", path) }
-        try syncDirectory(parent(of: path))
+        try createDirectory(path)
+        try syncDirectory(parent(of: path), site: SyncSite("directory.create"))
+    }
+
+    /// Creates a directory with mode 0700 (an existing one is fine); no fsync of its parent,
+    /// which the caller does.
+    public static func createDirectory(_ path: String) throws(ClusterError) {
+        if mkdir(path, 0o700) != 0 {
+            if errno == EEXIST && isDirectory(path) { return }
+            throw error(errno, "mkdir", path)
+        }
+        FileLayer.observer(of: path)?.didMakeDirectory(path)
     }
 
     /// Creates a directory and its missing parents, each with mode 0700.
@@ -78,9 +88,9 @@ public enum FileSystem {
     }
 
     /// Fsyncs a directory so that creations, renames and removals in it are durable.
-    public static func syncDirectory(_ path: String) throws(ClusterError) {
+    public static func syncDirectory(_ path: String, site: SyncSite) throws(ClusterError) {
         let directory = try SystemFile(path: path, flags: O_RDONLY | O_DIRECTORY)
-        directory.sync()
+        directory.sync(site)
     }
 
     /// The names in a directory, without `.` and `..`, sorted.
@@ -107,44 +117,60 @@ public enum FileSystem {
         }
         if (info.st_mode & S_IFMT) == S_IFDIR {
             for name in try list(path) { try removeTree(join(path, name)) }
-            if rmdir(path) != 0 && errno != ENOENT { throw error(errno, "rmdir", path) }
+            if rmdir(path) != 0 {
+                if errno != ENOENT { throw error(errno, "rmdir", path) }
+            } else {
+                FileLayer.observer(of: path)?.didRemove(path)
+            }
         } else {
             try removeFile(path)
         }
     }
 
     /// Fsyncs a directory, reporting a failure instead of stopping the process (see
-    /// ``SystemFile/syncOrThrow()``).
-    public static func syncDirectoryOrThrow(_ path: String) throws(ClusterError) {
-        try SystemFile(path: path, flags: O_RDONLY | O_DIRECTORY).syncOrThrow()
+    /// ``SystemFile/syncOrThrow(_:)``).
+    public static func syncDirectoryOrThrow(_ path: String, site: SyncSite) throws(ClusterError) {
+        try SystemFile(path: path, flags: O_RDONLY | O_DIRECTORY).syncOrThrow(site)
     }
 
     /// Removes a file if it exists (no directory fsync; callers batch that).
     public static func removeFile(_ path: String) throws(ClusterError) {
-        if unlink(path) != 0 && errno != ENOENT { throw error(errno, "unlink", path) }
+        if unlink(path) != 0 {
+            if errno != ENOENT { throw error(errno, "unlink", path) }
+            return
+        }
+        FileLayer.observer(of: path)?.didRemove(path)
     }
 
-    /// Renames `from` to `to` (atomic on one file system) and fsyncs the target's directory.
-    public static func renameFile(_ from: String, to: String) throws(ClusterError) {
+    /// Renames `from` to `to` (atomic on one file system) and fsyncs the target's directory
+    /// (`site.directory`).
+    public static func renameFile(_ from: String, to: String, site: SyncSite) throws(ClusterError) {
+        try renameWithoutSync(from, to: to)
+        try syncDirectory(parent(of: to), site: site.directory)
+    }
+
+    /// Renames `from` to `to` without a directory fsync (the caller batches it).
+    public static func renameWithoutSync(_ from: String, to: String) throws(ClusterError) {
         if rename(from, to) != 0 { throw error(errno, "rename", from) }
-        try syncDirectory(parent(of: to))
+        FileLayer.observer(of: to)?.didRename(from, to: to)
     }
 
     /// Writes a whole file atomically: a temporary sibling, fsync, rename, directory fsync.
     /// A crash leaves either the old content or the new, never a mix.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(ClusterError) {
+    /// The file's sync is `site.file`, the directory's `site.directory`.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, site: SyncSite) throws(ClusterError) {
         let temporary = path + ".new"
         do {
             let file = try SystemFile(path: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
             try file.write(bytes, at: 0)
-            file.sync()
+            file.sync(site.file)
         }
-        try renameFile(temporary, to: path)
+        try renameFile(temporary, to: path, site: site)
     }
 
     /// Copies a file's bytes to a new file (0600), fsynced. The kernel copies (`sendfile`, no trip
     /// through user space) where it can; otherwise in chunks.
-    public static func copyFile(_ from: String, to: String) throws(ClusterError) {
+    public static func copyFile(_ from: String, to: String, site: SyncSite) throws(ClusterError) {
         let source = try SystemFile(path: from, flags: O_RDONLY)
         let target = try SystemFile(path: to, flags: O_WRONLY | O_CREAT | O_TRUNC)
         let size = try source.size()
@@ -169,7 +195,7 @@ public enum FileSystem {
             try target.write(bytes, at: offset)
             offset += bytes.count
         }
-        target.sync()
+        target.sync(site)
     }
 
     /// Bytes per read when a copy goes through user space.

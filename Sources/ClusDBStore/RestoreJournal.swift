@@ -65,7 +65,7 @@ public enum RestoreJournal {
         } catch {
             preconditionFailure("a commit record always encodes: \(error)")
         }
-        try FileSystem.writeAtomically(bytes, to: FileSystem.join(dataDirectory, commitName))
+        try FileSystem.writeAtomically(bytes, to: FileSystem.join(dataDirectory, commitName), site: SyncSite("restore.journal"))
     }
 
     /// Finishes or discards an interrupted restore of `dataDirectory`, whose lock the caller holds.
@@ -76,7 +76,7 @@ public enum RestoreJournal {
         guard FileSystem.exists(commitPath) else {
             guard FileSystem.exists(staging) else { return .nothing }
             try FileSystem.removeTree(staging)
-            try FileSystem.syncDirectory(dataDirectory)
+            try FileSystem.syncDirectory(dataDirectory, site: SyncSite("restore.directory"))
             return .rolledBack
         }
         let record: Commit
@@ -100,9 +100,9 @@ public enum RestoreJournal {
             // The old hive's WAL must not meet the new hive.
             try FileSystem.removeFile(hive + "-wal")
             try FileSystem.removeFile(hive + "-shm")
-            try FileSystem.syncDirectory(dataDirectory)
+            try FileSystem.syncDirectory(dataDirectory, site: SyncSite("restore.directory"))
             Failpoint.hit("restore-during-swap")
-            try FileSystem.renameFile(stagedHive, to: hive)
+            try FileSystem.renameFile(stagedHive, to: hive, site: SyncSite("restore.rename"))
         }
         let quorum = FileSystem.join(dataDirectory, "quorum")
         if let quorumPath = record.quorumPath {
@@ -110,27 +110,27 @@ public enum RestoreJournal {
                 try FileSystem.removeTree(quorum)
                 try FileSystem.removeTree(quorum + ".link")
                 if symlink(quorumPath, quorum + ".link") != 0 { throw FileSystem.error(errno, "symlink", quorum + ".link") }
-                try FileSystem.renameFile(quorum + ".link", to: quorum)
+                try FileSystem.renameFile(quorum + ".link", to: quorum, site: SyncSite("restore.rename"))
             }
             try FileSystem.removeFile(FileSystem.join(quorumPath, pendingName))
-            try FileSystem.syncDirectory(quorumPath)
+            try FileSystem.syncDirectory(quorumPath, site: SyncSite("restore.directory"))
         } else {
             let stagedQuorum = FileSystem.join(staging, "quorum")
             if FileSystem.exists(stagedQuorum) {
                 try FileSystem.removeTree(quorum)
-                try FileSystem.syncDirectory(dataDirectory)
-                try FileSystem.renameFile(stagedQuorum, to: quorum)
+                try FileSystem.syncDirectory(dataDirectory, site: SyncSite("restore.directory"))
+                try FileSystem.renameFile(stagedQuorum, to: quorum, site: SyncSite("restore.rename"))
             }
         }
         let stagedIdentity = FileSystem.join(staging, "node.json")
         if FileSystem.exists(stagedIdentity) {
-            try FileSystem.renameFile(stagedIdentity, to: FileSystem.join(dataDirectory, "node.json"))
+            try FileSystem.renameFile(stagedIdentity, to: FileSystem.join(dataDirectory, "node.json"), site: SyncSite("restore.rename"))
         }
         Failpoint.hit("restore-before-cleanup")
         try FileSystem.removeTree(staging)
-        try FileSystem.syncDirectory(dataDirectory)
+        try FileSystem.syncDirectory(dataDirectory, site: SyncSite("restore.directory"))
         try FileSystem.removeFile(FileSystem.join(dataDirectory, commitName))
-        try FileSystem.syncDirectory(dataDirectory)
+        try FileSystem.syncDirectory(dataDirectory, site: SyncSite("restore.directory"))
     }
 
     /// The target of a symbolic link, nil when `path` is not one.

@@ -16,15 +16,27 @@ public final class SystemFile {
     public let descriptor: Int32
     /// The path it was opened with, for messages.
     public let path: String
+    /// True for a directory opened to be synced.
+    private let isDirectory: Bool
 
     /// Opens `path` with `open(2)` flags; new files get `mode` (0600 by default: the content is
     /// sensitive).
     /// - Throws: ``ClusterError`` mapped from `errno`.
     public init(path: String, flags: Int32, mode: mode_t = 0o600) throws(ClusterError) {
+        let observer = FileLayer.observer(of: path)
+        let creates = observer != nil && flags & O_CREAT != 0 && !FileSystem.exists(path)
         let fd = open(path, flags | O_CLOEXEC, mode)
         if fd < 0 { throw FileSystem.error(errno, "open", path) }
         descriptor = fd
         self.path = path
+        isDirectory = flags & O_DIRECTORY != 0
+        if let observer {
+            if creates {
+                observer.didCreateFile(path)
+            } else if flags & O_TRUNC != 0 {
+                observer.didTruncate(path, length: 0)
+            }
+        }
     }
 
     deinit { close(descriptor) }
@@ -49,6 +61,7 @@ public final class SystemFile {
             precondition(result > 0, "pwrite returned 0 for a non-empty buffer")
             written += result
         }
+        FileLayer.observer(of: path)?.didWrite(path, offset: offset, bytes: bytes)
     }
 
     /// Writes all of `bytes` at `offset`.
@@ -86,27 +99,39 @@ public final class SystemFile {
     /// Cuts the file to `length` bytes.
     public func truncate(to length: Int) throws(ClusterError) {
         if ftruncate(descriptor, off_t(length)) != 0 { throw FileSystem.error(errno, "truncate", path) }
+        FileLayer.observer(of: path)?.didTruncate(path, length: length)
     }
 
-    /// Flushes the file's data (and the metadata needed to read it) to stable storage.
+    /// Flushes the file's data (and the metadata needed to read it) to stable storage with
+    /// `fdatasync`; a directory (opened with `O_DIRECTORY`) with `fsync`, which is what makes
+    /// the entries created, renamed or removed in it durable.
     ///
+    /// - Parameter site: names this sync for tests (``SyncSite``).
     /// - Important: a failure stops the process (see the type's discussion); it never returns an
     ///   error that a caller could retry.
-    public func sync() {
-        while fdatasync(descriptor) != 0 {
+    public func sync(_ site: SyncSite) {
+        guard mayProceed(site) else { return }
+        while (isDirectory ? fsync(descriptor) : fdatasync(descriptor)) != 0 {
             if errno == EINTR { continue }
             FileSystem.haltAfterFailedSync(path: path, errno: errno)
         }
     }
 
-    /// Flushes like ``sync()`` but reports a failure instead of stopping the process: for files
-    /// that are not the node's own state (a backup being written), whose failure only fails the
-    /// operation that writes them.
+    /// Flushes like ``sync(_:)`` (with `fsync`) but reports a failure instead of stopping the
+    /// process: for files that are not the node's own state (a backup being written), whose
+    /// failure only fails the operation that writes them.
     /// - Throws: ``ClusterError`` mapped from `errno`.
-    public func syncOrThrow() throws(ClusterError) {
+    public func syncOrThrow(_ site: SyncSite) throws(ClusterError) {
+        guard mayProceed(site) else { return }
         while fsync(descriptor) != 0 {
             if errno == EINTR { continue }
             throw FileSystem.error(errno, "fsync", path)
         }
+    }
+
+    /// Tells the observer, if any, and asks it whether the sync happens.
+    private func mayProceed(_ site: SyncSite) -> Bool {
+        guard let observer = FileLayer.observer(of: path) else { return true }
+        return isDirectory ? observer.willSyncDirectory(path, site: site) : observer.willSyncFile(path, site: site)
     }
 }

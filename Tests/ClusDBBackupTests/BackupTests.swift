@@ -53,7 +53,7 @@ struct BackupTests {
     func pathErrors() throws {
         let fixture = try BackupFixture()
         let file = fixture.root.file("plain-file")
-        try FileSystem.writeAtomically([1, 2, 3], to: file)
+        try FileSystem.writeAtomically([1, 2, 3], to: file, site: SyncSite("test"))
         #expect(throws: ClusterError.self) { try BackupDirectoryWriter(path: file) }
         do {
             _ = try BackupDirectoryWriter(path: file)
@@ -68,7 +68,7 @@ struct BackupTests {
         }
         let foreign = fixture.root.file("home")
         try FileSystem.makeDirectory(foreign)
-        try FileSystem.writeAtomically([1], to: FileSystem.join(foreign, "notes.txt"))
+        try FileSystem.writeAtomically([1], to: FileSystem.join(foreign, "notes.txt"), site: SyncSite("test"))
         do {
             _ = try BackupDirectoryWriter(path: foreign)
             Issue.record("a directory with foreign files must be refused")
@@ -152,7 +152,7 @@ struct BackupTests {
                     default: expected = "\(file) is missing"
                     }
                 case .strayFile:
-                    try FileSystem.writeAtomically([1], to: FileSystem.join(copy, "extra.bin"))
+                    try FileSystem.writeAtomically([1], to: FileSystem.join(copy, "extra.bin"), site: SyncSite("test"))
                     expected = "extra.bin is not listed"
                 }
                 cases += 1

@@ -120,7 +120,7 @@ struct RestoreTests {
         let data = fixture.root.file("target")
         try FileSystem.makeDirectories(data)
         let stranger = NodeIdentity(clusterName: "other", clusterID: "other-id", nodeName: "n9", nodeID: "node-9", restoreGeneration: 4)
-        try FileSystem.writeAtomically(stranger.jsonBytes(), to: FileSystem.join(data, "node.json"))
+        try FileSystem.writeAtomically(stranger.jsonBytes(), to: FileSystem.join(data, "node.json"), site: SyncSite("test"))
         let before = BackupFixture.snapshot(data)
         for dryRun in [true, false] {
             do {
@@ -198,7 +198,7 @@ struct RestoreTests {
         // Staging left behind by a restore killed before its commit point.
         let staging = RestoreJournal.stagingPath(data)
         try FileSystem.makeDirectories(FileSystem.join(staging, "quorum/log"))
-        try FileSystem.writeAtomically([1, 2, 3], to: FileSystem.join(staging, "hive.sqlite"))
+        try FileSystem.writeAtomically([1, 2, 3], to: FileSystem.join(staging, "hive.sqlite"), site: SyncSite("test"))
         #expect(try RestoreJournal.recover(data) == .rolledBack)
         #expect(BackupFixture.snapshot(data) == old)
         #expect(try RestoreJournal.recover(data) == .nothing)

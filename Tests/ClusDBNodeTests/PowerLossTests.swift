@@ -1,0 +1,187 @@
+import ClusDBBackup
+import ClusDBModel
+import ClusDBNode
+import ClusDBStore
+import ClusDBTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// SIGKILL keeps the page cache, so crash tests with real processes cannot see a missing fsync.
+/// These tests run the node on a ``PowerLossDisk``: at every sync (just before it) and after
+/// every answered write they take the image a power loss would leave at that instant, start a
+/// node on each image, and check that every write answered before the image is there. Then they
+/// switch off one sync of the write path at a time and show that the same matrix fails.
+@Suite("Power loss: every answered write survives, and each sync on the write path matters")
+struct PowerLossTests {
+    /// Images taken during a workload, each with the number of writes answered before it.
+    final class Images: @unchecked Sendable {
+        let lock = Mutex<[(image: PowerLossDisk.Image, answered: Int, at: String)]>([])
+        let answered = Atomic<Int>(0)
+
+        func take(_ disk: PowerLossDisk, at label: String) {
+            // The count first: everything it counts was durable before the image is taken.
+            let answered = answered.load(ordering: .sequentiallyConsistent)
+            let image = disk.image()
+            lock.withLock { $0.append((image, answered, label)) }
+        }
+    }
+
+    /// Writes of the workload: 3 KiB each, so that with the smallest `MaxQuorumLogSize` the log
+    /// rotates segments and the node writes several checkpoints and truncates behind them.
+    static let minimumWrites = 72
+    /// Most writes of the workload.
+    static let writes = 400
+    static func value(_ number: Int) -> RegistryValue {
+        .string(String(repeating: Character(UnicodeScalar(UInt8(65 + number % 26))), count: 3_000) + "\(number)")
+    }
+
+    /// The live hive syncs itself (SQLite); images leave it out, so a node started on an image
+    /// rebuilds it from the checkpoints and the log whose syncs are under test.
+    static let trusted: @Sendable (String) -> Bool = { $0.hasPrefix("hive.sqlite") || $0 == "LOCK" }
+
+    /// Runs the workload on a fresh data directory, `skipping` one sync site.
+    static func workload(_ dir: TemporaryDirectory, skipping: SyncSite?) async throws -> (Images, [SyncSite: Int]) {
+        let images = Images()
+        let data = dir.file("data")
+        // The smallest MaxQuorumLogSize, read at start: segments rotate every few writes and
+        // checkpoints come every ~21 writes from the first one on.
+        do {
+            let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
+            _ = try await ClusterNodeTests.set(node, "Quorum", "MaxQuorumLogSize", .dword(UInt32(Limits.maxQuorumLogSizeMin)))
+            node.stop()
+        }
+        let box = Mutex<PowerLossDisk?>(nil)
+        let disk = try PowerLossDisk(root: data, isTrusted: trusted) { site in
+            guard let disk = box.withLock({ $0 }) else { return }
+            images.take(disk, at: "before \(site)")
+        }
+        box.withLock { $0 = disk }
+        if let skipping { disk.skippedSites = [skipping] }
+        FileLayer.install(disk)
+        defer { FileLayer.remove(disk) }
+        let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
+        do {
+            // At least `minimumWrites`, and on until the fourth checkpoint is written and the log
+            // truncated behind the third (checkpoints run on their own thread, so their timing
+            // varies from run to run).
+            var number = 0
+            func checkpoints() throws -> Int { try ClusterCheckpoints.list(in: FileSystem.join(data, "quorum")).last?.sequence ?? 0 }
+            while try number < minimumWrites || checkpoints() < 4 {
+                try #require(number < writes, "the workload never wrote four checkpoints")
+                _ = try await ClusterNodeTests.set(node, "W", "v\(number)", value(number))
+                images.answered.store(number + 1, ordering: .sequentiallyConsistent)
+                images.take(disk, at: "after write \(number)")
+                number += 1
+            }
+            // Let the last checkpoint finish (it may still be running) before stopping.
+            try await node.waitUntilApplied(node.status.commitIndex)
+        } catch {
+            node.stop()
+            throw error
+        }
+        node.stop()
+        return (images, disk.skippedCounts)
+    }
+
+    /// Starts a node on `image` and checks it: it starts, holds every write answered before the
+    /// image, and what else it holds is exactly the writes after those, in order.
+    /// - Returns: nil when all holds, else what failed.
+    static func check(_ image: PowerLossDisk.Image, answered: Int, in dir: TemporaryDirectory, name: String) async -> String? {
+        let root = dir.file(name)
+        do {
+            try PowerLossDisk.materialize(image, at: FileSystem.join(root, "data"))
+            let configuration = NodeConfiguration(
+                dataDirectory: FileSystem.join(root, "data"), nodeName: "n1", clusterName: nil, clientAddress: "127.0.0.1:0",
+                peerAddress: "127.0.0.1:0")
+            let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+            defer { node.stop() }
+            let hive = try await ClusterNodeTests.applied(node)
+            let key = try KeyPath("W")
+            var present = 0
+            for number in 0..<writes {
+                guard let value = try? await hive.queryValue(key: key, name: "v\(number)") else { break }
+                guard value == Self.value(number) else { return "write \(number) holds another value" }
+                present += 1
+            }
+            if present < answered { return "write \(present) was answered but is missing" }
+            let counts = try await hive.counts()
+            let expected = present + 1
+            if counts.values != expected { return "the hive holds \(counts.values) values, expected \(expected)" }
+            return nil
+        } catch {
+            return "start-up failed: \(error)"
+        }
+    }
+
+    /// The distinct images of a workload, in order, each with the most writes answered before
+    /// any of its copies (consecutive images are often equal: nothing was synced between them).
+    static func distinct(_ images: Images) -> [(image: PowerLossDisk.Image, answered: Int, at: String)] {
+        var result: [(image: PowerLossDisk.Image, answered: Int, at: String)] = []
+        for taken in images.lock.withLock({ $0 }) {
+            if let last = result.last, last.image.files == taken.image.files, last.image.directories == taken.image.directories {
+                result[result.count - 1].answered = max(last.answered, taken.answered)
+            } else {
+                result.append(taken)
+            }
+        }
+        return result
+    }
+
+    /// Checks images two at a time (two cores); stops at the first failure when `firstOnly`.
+    static func failures(of images: [(image: PowerLossDisk.Image, answered: Int, at: String)], in dir: TemporaryDirectory, firstOnly: Bool) async -> [String] {
+        var failures: [String] = []
+        for start in stride(from: 0, to: images.count, by: 2) {
+            let pair = Array(images.enumerated())[start..<min(start + 2, images.count)]
+            let found = await withTaskGroup(of: String?.self) { group in
+                for (number, taken) in pair {
+                    group.addTask {
+                        defer { try? FileManager.default.removeItem(atPath: dir.file("image\(number)")) }
+                        return await Self.check(taken.image, answered: taken.answered, in: dir, name: "image\(number)").map { "\(taken.at): \($0)" }
+                    }
+                }
+                return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+            }
+            failures += found
+            if firstOnly && !failures.isEmpty { break }
+        }
+        return failures
+    }
+
+    @Test("A power loss at any sync or after any answer keeps every answered write")
+    func matrixPasses() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (images, _) = try await Self.workload(dir, skipping: nil)
+        let all = Self.distinct(images)
+        #expect(all.count > Self.minimumWrites, "images at every sync and after every answer")
+        let failures = await Self.failures(of: all, in: dir, firstOnly: false)
+        #expect(failures.isEmpty, "\(failures.count) of \(all.count) images failed; first: \(failures.first ?? "")")
+    }
+
+    /// Each of these syncs is load-bearing: without it some power loss loses an answered write
+    /// or leaves a data directory that does not start. The others on the write path are not,
+    /// and docs/ARCHITECTURE.md ("Which syncs matter") says why: `checkpoint.directory` is
+    /// covered by the next checkpoint's directory sync before the log is truncated behind it
+    /// (and `checkpoint.sum.directory` by the image's rename sync right after it),
+    /// `log.truncation` only keeps removed segments from coming back (harmless), and
+    /// `log.torn-tail` is made durable by the next append's sync at the latest.
+    static let writePathSites: [SyncSite] = [
+        .logAppend, SyncSite.logSegment.file, SyncSite.logSegment.directory, SyncSite.checkpoint.file,
+        SyncSite("checkpoint.sum").file,
+    ]
+
+    @Test("Without any one sync of the write path, some power loss loses an answered write", arguments: writePathSites)
+    func matrixFailsWithoutSync(_ site: SyncSite) async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (images, skipped) = try await Self.workload(dir, skipping: site)
+        #expect((skipped[site] ?? 0) > 0, "the workload never reached \(site)")
+        let failures = await Self.failures(of: Self.distinct(images), in: dir, firstOnly: true)
+        #expect(!failures.isEmpty, "no power loss noticed the missing \(site) sync")
+    }
+}
+
+extension SyncSite: CustomTestStringConvertible {
+    public var testDescription: String { name }
+}
