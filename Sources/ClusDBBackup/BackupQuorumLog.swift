@@ -32,15 +32,17 @@ public enum BackupQuorumLog {
             throw corrupt("\(name) cannot be read: \(error.message)")
         }
         let header = try file.read(count: QuorumLog.segmentHeaderSize, at: 0)
+        let format: LogRecord.Format
         switch QuorumLog.parseHeader(header) {
         case .failure(let problem): throw corrupt("\(name) \(problem.message)")
-        case .success(let first):
-            guard first == checkpointIndex + 1 else {
-                throw corrupt("\(name) starts at index \(first), but the checkpoint is at \(checkpointIndex)")
+        case .success(let parsed):
+            guard parsed.firstIndex == checkpointIndex &+ 1 else {
+                throw corrupt("\(name) starts at index \(parsed.firstIndex), but the checkpoint is at \(checkpointIndex)")
             }
+            format = parsed.format
         }
-        var scanner = try LogRecordScanner(file: file, offset: QuorumLog.segmentHeaderSize)
-        var expected = checkpointIndex + 1
+        var scanner = try LogRecordScanner(file: file, offset: QuorumLog.segmentHeaderSize, format: format)
+        var expected = checkpointIndex &+ 1
         var lastTerm: UInt64 = 0
         var chunk: [Hive.Committed] = []
         while expected <= stop {

@@ -147,15 +147,29 @@ struct QuorumLogChunkReader: BackupChunkReader {
                     throw ClusterError(.clusterLogCorrupt, "no quorum-log segment holds index \(expected)")
                 }
                 segmentPosition = position
-                scanner = try LogRecordScanner(file: segments[position].file, offset: QuorumLog.segmentHeaderSize)
+                let file = segments[position].file
+                let header: QuorumLog.SegmentHeader
+                switch QuorumLog.parseHeader(try file.read(count: QuorumLog.segmentHeaderSize, at: 0)) {
+                case .success(let parsed): header = parsed
+                case .failure(let problem): throw ClusterError(.clusterLogCorrupt, "\(file.path) \(problem.message)")
+                }
+                scanner = try LogRecordScanner(file: file, offset: QuorumLog.segmentHeaderSize, format: header.format)
             }
-            switch try scanner!.next() {
+            guard var current = scanner else { preconditionFailure("a scanner was just opened") }
+            let step = try current.next()
+            scanner = current
+            switch step {
             case .record(let entry, let framed):
                 if entry.index < expected { continue }
                 guard entry.index == expected else {
                     throw ClusterError(.clusterLogCorrupt, "\(segments[segmentPosition].file.path) holds index \(entry.index) where \(expected) belongs")
                 }
-                chunk.append(contentsOf: framed)
+                if current.format == .current {
+                    chunk.append(contentsOf: framed)
+                } else {
+                    // A segment from an older build: the backup's log is in one format, this one's.
+                    LogRecord.append(entry, group: LogRecord.GroupSpan(position: 0, size: 1), to: &chunk)
+                }
                 expected += 1
             case .endOfFile, .invalid:
                 // The segment ends; the next one must start exactly here.

@@ -45,6 +45,11 @@ public struct Win32Error: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let invalidData = Win32Error(rawValue: 13)
     /// `ERROR_ADDRESS_ALREADY_ASSOCIATED` (1227): a listening address already in use.
     public static let addressAlreadyAssociated = Win32Error(rawValue: 1227)
+    /// ERROR_IO_PENDING: the write is durable in the quorum log but not applied yet; a restart
+    /// applies it (see "Fail-stop" in docs/ARCHITECTURE.md).
+    public static let ioPending = Win32Error(rawValue: 997)
+    /// ERROR_REVISION_MISMATCH: a file is in a format this build does not read.
+    public static let revisionMismatch = Win32Error(rawValue: 1306)
     /// `ERROR_CLUSTER_SHUTTING_DOWN` (5022): the node is stopping.
     public static let clusterShuttingDown = Win32Error(rawValue: 5022)
     /// `ERROR_CLUSTERLOG_CORRUPT` (5029): the quorum log is damaged before its tail.
@@ -80,7 +85,9 @@ public struct Win32Error: RawRepresentable, Hashable, Sendable, CustomStringConv
         case 234: return "ERROR_MORE_DATA"
         case 259: return "ERROR_NO_MORE_ITEMS"
         case 267: return "ERROR_DIRECTORY"
+        case 997: return "ERROR_IO_PENDING"
         case 1227: return "ERROR_ADDRESS_ALREADY_ASSOCIATED"
+        case 1306: return "ERROR_REVISION_MISMATCH"
         case 5022: return "ERROR_CLUSTER_SHUTTING_DOWN"
         case 5029: return "ERROR_CLUSTERLOG_CORRUPT"
         case 5050: return "ERROR_CLUSTER_NODE_DOWN"

@@ -69,19 +69,24 @@ extension ClusterNode {
                 let imageBytes = (try? SystemFile(path: checkpoint.path, flags: O_RDONLY).size()) ?? 0
                 try ClusterCheckpoints.prune(in: quorumDirectory)
                 logger.info("wrote a cluster checkpoint", metadata: ["path": "\(checkpoint.path)", "index": "\(checkpoint.state.appliedIndex)"])
-                // Truncate now if nobody leads; otherwise the next leader does it.
-                let leadNow = shared.withLock { state -> Bool in
+                // The log is kept from the older of the two kept checkpoints on, so that a newest
+                // checkpoint found damaged at start-up can be passed over for the older one plus
+                // the log (see "Start-up" in docs/ARCHITECTURE.md). Truncate now if nobody leads;
+                // otherwise the next leader does it.
+                let (leadNow, olderKept) = shared.withLock { state -> (Bool, UInt64) in
+                    let olderKept = state.status.checkpointIndex
                     state.status.checkpointIndex = checkpoint.state.appliedIndex
                     state.lastCheckpointBytes = imageBytes
+                    if olderKept == 0 { return (false, 0) }
                     if state.leading || state.stopping {
-                        state.truncateThrough = checkpoint.state.appliedIndex
-                        return false
+                        state.truncateThrough = olderKept
+                        return (false, olderKept)
                     }
                     state.leading = true
-                    return true
+                    return (true, olderKept)
                 }
                 if leadNow {
-                    removeLog(through: checkpoint.state.appliedIndex)
+                    removeLog(through: olderKept)
                     handOver()
                 }
                 shared.withLock { $0.checkpointRunning = false }
@@ -102,7 +107,7 @@ extension ClusterNode {
             _ = try ClusterCheckpoints.validate(path: path, fullIntegrityCheck: true)
         } catch {
             try? FileSystem.removeFile(path)
-            try? FileSystem.syncDirectory(FileSystem.parent(of: path))
+            try? FileSystem.syncDirectory(FileSystem.parent(of: path), site: SyncSite("checkpoint.discard"))
             throw error
         }
         shared.withLock { $0.verifiedCheckpointPath = path }

@@ -21,7 +21,7 @@ extension ClusterNode {
     /// ``Limits/committedEntriesMax`` wait.
     func admit(_ state: inout Shared, _ proposal: Proposal) -> Admission {
         if state.stopping { return .refused(ClusterError(.clusterShuttingDown, "the node is stopping")) }
-        if let failure = state.failure { return .refused(failure) }
+        if let failure = state.failure { return .refused(Self.notWritten(failure)) }
         if state.proposersInFlight == 1 && !state.leading && state.pending.isEmpty
             && (proposal.command.outcomeKnownBeforeApply
                 ? state.committedEntries < Limits.committedEntriesMax : !state.applying && state.committed.isEmpty)
@@ -53,6 +53,13 @@ extension ClusterNode {
         }
         if let truncate { removeLog(through: truncate) }
         var group = [mine] + queued
+        if let failure = shared.withLock({ $0.failure }) {
+            // Fail-stop: nothing is appended behind an entry the hive could not apply.
+            let refusal = Self.notWritten(failure)
+            for proposal in group.dropFirst() { proposal.answer?(.failure(refusal)) }
+            handOver()
+            return .failure(refusal)
+        }
         let first: UInt64
         switch appendGroup(group) {
         case .failure(let error):
@@ -132,6 +139,11 @@ extension ClusterNode {
                 while let (group, truncate) = nextGroup() {
                     if let truncate { removeLog(through: truncate) }
                     if group.isEmpty { continue }
+                    if let failure = shared.withLock({ $0.failure }) {
+                        // Fail-stop: nothing is appended behind an entry the hive could not apply.
+                        for proposal in group { proposal.answer?(.failure(Self.notWritten(failure))) }
+                        continue
+                    }
                     switch appendGroup(group) {
                     case .failure(let error):
                         for proposal in group { proposal.answer?(.failure(error)) }
@@ -289,32 +301,49 @@ extension ClusterNode {
         return .success(first)
     }
 
+    /// The answer to a write refused because the node stopped after an apply failure: it was
+    /// not written, and a retry after the restart is safe.
+    static func notWritten(_ failure: ClusterError) -> ClusterError {
+        ClusterError(failure.code, "not written: the node refuses writes until it is restarted (\(failure.message))")
+    }
+
+    /// The answer to a committed write that was not applied because of an apply failure: it is
+    /// durable and a restart applies it, so it is not "failed" (`ERROR_IO_PENDING`).
+    static func committedNotApplied(index: UInt64, _ failure: ClusterError) -> ClusterError {
+        ClusterError(
+            .ioPending,
+            "the write is committed at index \(index) but not applied; restarting the node applies it (\(failure.message))")
+    }
+
     /// Apply stage: applies a committed group in one transaction. Groups arrive in index order.
-    /// A failure to apply stops all further writes: the entries are committed, and a restart
-    /// replays them.
+    ///
+    /// Fail-stop: a failure to apply stops all further writes. The entries are committed
+    /// (durable), so their proposers learn that and not "failed" (``committedNotApplied(index:_:)``),
+    /// nothing more is appended behind them (``notWritten(_:)``), and a restart replays them.
     func applyGroup(_ group: CommittedGroup) -> [Result<CommitResult, ClusterError>] {
-        if let failure = shared.withLock({ $0.failure }) {
-            return group.proposals.map { _ in .failure(failure) }
-        }
         let first = group.firstIndex
         let last = first + UInt64(group.proposals.count - 1)
+        if let failure = shared.withLock({ $0.failure }) {
+            return group.proposals.indices.map { .failure(Self.committedNotApplied(index: first + UInt64($0), failure)) }
+        }
         let committed = group.proposals.enumerated().map { offset, proposal in
             Hive.Committed(index: first + UInt64(offset), term: loop.term, command: proposal.command)
         }
         let outcomes: [CommandOutcome]
-        do {
+        do throws(ClusterError) {
+            if let fault = configuration.applyFault?(first, last) { throw fault }
             outcomes = try hive.apply(committed)
         } catch {
             let failure = ClusterError(
                 error.code, "entries \(first)...\(last) are committed but the hive could not apply them (\(error.message)); restart the node")
-            logger.critical("hive apply failed; refusing further writes", metadata: ["error": "\(failure)"])
+            logger.critical("hive apply failed; refusing further writes until restarted", metadata: ["error": "\(failure)"])
             let waiters = shared.withLock { state in
                 state.failure = failure
                 defer { state.applyWaiters.removeAll() }
                 return state.applyWaiters
             }
             for waiter in waiters { waiter.continuation.resume(returning: failure) }
-            return group.proposals.map { _ in .failure(failure) }
+            return group.proposals.indices.map { .failure(Self.committedNotApplied(index: first + UInt64($0), failure)) }
         }
         precondition(outcomes.count == group.proposals.count, "one outcome per committed command")
         let ready = shared.withLock { state in

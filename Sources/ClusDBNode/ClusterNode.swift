@@ -125,6 +125,15 @@ public final class ClusterNode: Sendable {
         shared = Mutex(Shared(status: status))
         loop = CommitLoop(storage: storage, term: max(identity.currentTerm, storage.lastTerm))
         loop.setMaxLogBytes(try storage.hive.maxQuorumLogSize())
+        if !storage.passedOver.isEmpty {
+            // Only one valid checkpoint is left: write a fresh one before serving, so that the
+            // fallback is there again for the next damage.
+            let fresh = try ClusterCheckpoints.write(from: storage.hive, to: storage.directory.quorumDirectory)
+            _ = try ClusterCheckpoints.validate(path: fresh.path, fullIntegrityCheck: true)
+            try ClusterCheckpoints.prune(in: storage.directory.quorumDirectory)
+            shared.withLock { $0.status.checkpointIndex = fresh.state.appliedIndex }
+            logger.notice("wrote a fresh cluster checkpoint after passing over a damaged one", metadata: ["path": "\(fresh.path)"])
+        }
         Self.startThread(named: "clusdb-commit") { [self] in runCommitThread() }
         Self.startThread(named: "clusdb-apply") { [self] in runApplyThread() }
         Self.startThread(named: "clusdb-walckpt") { [self] in runWALCheckpointThread() }
@@ -159,7 +168,13 @@ public final class ClusterNode: Sendable {
     }
 
     /// Where the node stands now.
-    public var status: NodeStatus { shared.withLock { $0.status } }
+    public var status: NodeStatus {
+        shared.withLock { state in
+            var status = state.status
+            status.pendingProposals = state.pending.count
+            return status
+        }
+    }
 
     /// Runs a read on the hive once every write committed before this call is applied (ReadIndex
     /// on one node): a read that starts after a write was answered sees it.

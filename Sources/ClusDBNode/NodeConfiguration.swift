@@ -13,6 +13,10 @@ public struct NodeConfiguration: Sendable {
     /// The address peers reach this node at, as reported in status.
     public var peerAddress: String
 
+    /// Fault injection for tests: asked before the apply stage applies entries `first...last`;
+    /// an error returned fails that apply as a failing disk would. Production leaves it nil.
+    public var applyFault: (@Sendable (_ first: UInt64, _ last: UInt64) -> ClusterError?)?
+
     /// Creates a configuration.
     public init(dataDirectory: String, nodeName: String, clusterName: String?, clientAddress: String, peerAddress: String) {
         self.dataDirectory = dataDirectory
@@ -45,6 +49,9 @@ public struct NodeStatus: Sendable, Equatable {
     /// SQLite transactions the apply stage committed since start (fewer than the groups when
     /// committed groups gather and are applied together).
     public var applyTransactions: UInt64 = 0
+    /// Writes queued for the next group commit right now (at most
+    /// ``Limits/pendingProposalsMax``).
+    public var pendingProposals = 0
 }
 
 /// The identity fields status reports.

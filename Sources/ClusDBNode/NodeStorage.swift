@@ -16,6 +16,9 @@ final class NodeStorage {
     let hive: Hive
     /// Index of the newest valid checkpoint at start-up (the node tracks later ones in its status).
     let checkpointIndex: UInt64
+    /// Newer checkpoints that failed their checks and were passed over (renamed with
+    /// ``ClusterCheckpoints/damagedSuffix``): the node writes a fresh checkpoint at once.
+    var passedOver: [String] = []
     /// Index and term of the last entry in the log or, with an empty log, in the hive.
     var lastIndex: UInt64
     var lastTerm: UInt64
@@ -55,7 +58,11 @@ final class NodeStorage {
             logger.warning("quorum log: cut \(recovery.truncatedBytes) bytes off the tail", metadata: ["reason": "\(reason)"])
         }
         let (checkpoint, skipped) = try ClusterCheckpoints.newestValid(in: directory.quorumDirectory)
-        for problem in skipped { logger.warning("skipping a damaged cluster checkpoint", metadata: ["problem": "\(problem)"]) }
+        for (path, problem) in skipped {
+            logger.warning(
+                "passing over a damaged cluster checkpoint for an older one and the log",
+                metadata: ["checkpoint": "\(path)", "problem": "\(problem)", "using": "\(checkpoint?.path ?? "none")"])
+        }
         let checkpointIndex = checkpoint?.state.appliedIndex ?? 0
         if let checkpoint, checkpoint.state.clusterID != identity.clusterID {
             throw ClusterError(.clusterLogCorrupt, "checkpoint \(checkpoint.path) belongs to cluster \(checkpoint.state.clusterID), not \(identity.clusterID)")
@@ -66,6 +73,17 @@ final class NodeStorage {
         let hive = try openHive(directory, checkpoint: checkpoint, log: log, identity: identity, logger: logger)
         let storage = NodeStorage(directory: directory, identity: identity, log: log, hive: hive, checkpointIndex: checkpointIndex)
         try storage.replay(logger: logger)
+        // Only now that recovery succeeded does anything move: the damaged files step aside so
+        // that the next checkpoint takes a new sequence number and pruning keeps a valid one.
+        for (path, _) in skipped {
+            try FileSystem.renameWithoutSync(path, to: path + ClusterCheckpoints.damagedSuffix)
+            if FileSystem.exists(path + ClusterCheckpoints.checksumSuffix) {
+                try FileSystem.renameWithoutSync(
+                    path + ClusterCheckpoints.checksumSuffix, to: path + ClusterCheckpoints.damagedSuffix + ClusterCheckpoints.checksumSuffix)
+            }
+            storage.passedOver.append(path)
+        }
+        if !skipped.isEmpty { try FileSystem.syncDirectory(directory.quorumDirectory, site: SyncSite("checkpoint.passed-over")) }
         return storage
     }
 
@@ -119,12 +137,12 @@ final class NodeStorage {
         for suffix in ["", "-wal", "-shm"] { try FileSystem.removeFile(hivePath + suffix) }
         if let checkpoint {
             logger.notice("loading the hive from a cluster checkpoint", metadata: ["checkpoint": "\(checkpoint.path)", "why": "\(reason ?? "")"])
-            try FileSystem.copyFile(checkpoint.path, to: hivePath + ".new")
-            try FileSystem.renameFile(hivePath + ".new", to: hivePath)
+            try FileSystem.copyFile(checkpoint.path, to: hivePath + ".new", site: SyncSite("hive.reload").file)
+            try FileSystem.renameFile(hivePath + ".new", to: hivePath, site: SyncSite("hive.reload"))
         } else if let first = log.firstIndex, first > 1 {
             throw ClusterError(.clusterLogCorrupt, "\(reason ?? "the hive is unusable") and no checkpoint covers the log before index \(first)")
         } else {
-            try FileSystem.syncDirectory(directory.path)
+            try FileSystem.syncDirectory(directory.path, site: SyncSite("hive.remove"))
         }
         let hive = try Hive.open(path: hivePath)
         try hive.setIdentity(clusterName: identity.clusterName, clusterID: identity.clusterID)

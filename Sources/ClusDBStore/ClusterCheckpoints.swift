@@ -39,13 +39,64 @@ public enum ClusterCheckpoints {
     /// state at exactly the index it records.
     public static func write(from hive: Hive, to directory: String) throws(ClusterError) -> ClusterCheckpoint {
         try FileSystem.makeDirectories(directory)
-        let sequence = (try list(in: directory).last?.sequence ?? 0) + 1
+        // Damaged checkpoints set aside keep their numbers: the sequence only grows.
+        let setAside = try FileSystem.list(directory).compactMap { name -> Int? in
+            guard name.hasSuffix(damagedSuffix) else { return nil }
+            return ClusterCheckpoints.sequence(ofFileName: String(name.dropLast(damagedSuffix.count)))
+        }.max() ?? 0
+        let sequence = max(try list(in: directory).last?.sequence ?? 0, setAside) + 1
         let path = FileSystem.join(directory, fileName(sequence: sequence))
         let temporary = FileSystem.join(directory, "." + fileName(sequence: sequence) + ".new")
         try FileSystem.removeFile(temporary)
         let state = try writeImage(of: hive, to: temporary)
-        try FileSystem.renameFile(temporary, to: path)
+        // The sum first: a checkpoint in place always has one (SQLite's own checks pass files
+        // with a flipped byte inside a page or a few bytes cut off the end).
+        try FileSystem.writeAtomically(try checksumRecord(of: temporary), to: path + checksumSuffix, site: SyncSite("checkpoint.sum"))
+        try FileSystem.renameFile(temporary, to: path, site: .checkpoint)
         return ClusterCheckpoint(sequence: sequence, path: path, state: state)
+    }
+
+    /// The suffix of a checkpoint's checksum file: `chk<NNNN>.tmp.sum` holds
+    /// `"crc32c <8 hex digits> size <decimal>\n"` of the image.
+    public static let checksumSuffix = ".sum"
+
+    /// Bytes read per call while summing an image.
+    static let checksumChunkBytes = 4 << 20
+
+    /// The checksum record of the file at `path`.
+    static func checksumRecord(of path: String) throws(ClusterError) -> [UInt8] {
+        let (crc, size) = try checksum(of: path)
+        return Array("crc32c \(Hex.encode(withUnsafeBytes(of: crc.bigEndian) { Array($0) })) size \(size)\n".utf8)
+    }
+
+    private static func checksum(of path: String) throws(ClusterError) -> (UInt32, Int) {
+        let file = try SystemFile(path: path, flags: O_RDONLY)
+        let size = try file.size()
+        var crc: UInt32 = 0
+        var offset = 0
+        while offset < size {
+            let chunk = try file.read(count: min(checksumChunkBytes, size - offset), at: offset)
+            if chunk.isEmpty { break }
+            crc = chunk.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) }
+            offset += chunk.count
+        }
+        return (crc, offset)
+    }
+
+    /// Checks a checkpoint against its checksum file, when it has one (a checkpoint restored from
+    /// a backup, whose manifest carried its SHA-256, or written by an earlier build, has none).
+    /// - Throws: `ERROR_INVALID_DATA` naming the mismatch.
+    static func checkSum(path: String) throws(ClusterError) {
+        let sumPath = path + checksumSuffix
+        guard FileSystem.exists(sumPath) else { return }
+        let recorded = try SystemFile(path: sumPath, flags: O_RDONLY).readAll()
+        let actual = try checksumRecord(of: path)
+        guard recorded == actual else {
+            throw ClusterError(
+                .invalidData,
+                "\(path) does not match its checksum file: recorded \(String(decoding: recorded, as: UTF8.self).trimmingSuffixNewline), "
+                    + "found \(String(decoding: actual, as: UTF8.self).trimmingSuffixNewline)")
+        }
     }
 
     /// Writes a consistent image of `hive` to `path` (fsynced, mode 0600) and returns the state
@@ -65,7 +116,7 @@ public enum ClusterCheckpoints {
         }
         chmod(path, 0o600)
         let file = try SystemFile(path: path, flags: O_RDONLY)
-        file.sync()
+        file.sync(SyncSite.checkpoint.file)
         return state
     }
 
@@ -73,6 +124,7 @@ public enum ClusterCheckpoints {
     /// and the state row reads.
     /// - Throws: `ERROR_INVALID_DATA` naming the problem.
     public static func validate(path: String, fullIntegrityCheck: Bool = false) throws(ClusterError) -> HiveState {
+        try checkSum(path: path)
         let hive = try Hive.openReadOnly(path: path)
         return try Hive.storage {
             try hive.database.read { db in
@@ -93,19 +145,29 @@ public enum ClusterCheckpoints {
         return try hive.state()
     }
 
-    /// The newest checkpoint in `directory` that validates; damaged newer ones are skipped.
-    public static func newestValid(in directory: String) throws(ClusterError) -> (ClusterCheckpoint?, skipped: [String]) {
-        var skipped: [String] = []
+    /// The newest checkpoint in `directory` that validates; damaged newer ones are skipped and
+    /// returned with what is wrong with them.
+    ///
+    /// Each candidate is checked against its checksum file first (``checksumSuffix``): SQLite's
+    /// own checks pass a file cut short by a few bytes or with a byte flipped inside a page.
+    public static func newestValid(
+        in directory: String, fullIntegrityCheck: Bool = false
+    ) throws(ClusterError) -> (ClusterCheckpoint?, skipped: [(path: String, problem: String)]) {
+        var skipped: [(path: String, problem: String)] = []
         for (sequence, path) in try list(in: directory).reversed() {
             do throws(ClusterError) {
-                let state = try validate(path: path)
+                let state = try validate(path: path, fullIntegrityCheck: fullIntegrityCheck)
                 return (ClusterCheckpoint(sequence: sequence, path: path, state: state), skipped)
             } catch {
-                skipped.append("\(path): \(error.message)")
+                skipped.append((path, error.message))
             }
         }
         return (nil, skipped)
     }
+
+    /// The suffix a damaged checkpoint is renamed to once start-up passed over it: out of the
+    /// way of the sequence and of pruning, kept for an operator to look at.
+    public static let damagedSuffix = ".damaged"
 
     /// Removes all but the newest `keep` checkpoints and any leftover temporary files.
     public static func prune(in directory: String, keep: Int = Limits.clusterCheckpointsKept) throws(ClusterError) {
@@ -114,12 +176,18 @@ public enum ClusterCheckpoints {
         var removed = false
         for (_, path) in all.dropLast(keep) {
             try FileSystem.removeFile(path)
+            try FileSystem.removeFile(path + checksumSuffix)
             removed = true
         }
         for name in try FileSystem.list(directory) where name.hasPrefix(".chk") && name.hasSuffix(".new") {
             try FileSystem.removeFile(FileSystem.join(directory, name))
             removed = true
         }
-        if removed { try FileSystem.syncDirectory(directory) }
+        if removed { try FileSystem.syncDirectory(directory, site: .checkpointPrune) }
     }
+}
+
+extension String {
+    /// The string without one trailing newline.
+    fileprivate var trimmingSuffixNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
 }

@@ -12,7 +12,7 @@ public struct LogRecordScanner {
         case record(LogEntry, framed: ArraySlice<UInt8>)
         /// The file ends exactly here.
         case endOfFile
-        /// No valid record at `offset`; `reason` says why.
+        /// No valid record at `offset`, or one this build cannot read; `reason` says why.
         case invalid(offset: Int, reason: String)
     }
 
@@ -20,6 +20,8 @@ public struct LogRecordScanner {
     public static let windowBytes = 8 << 20
 
     private let file: SystemFile
+    /// The record format of the file.
+    public let format: LogRecord.Format
     private let fileSize: Int
     private var buffer: [UInt8] = []
     /// File offset of `buffer[0]`.
@@ -27,10 +29,12 @@ public struct LogRecordScanner {
     /// Read position within `buffer`.
     private var position = 0
 
-    /// Starts reading `file` at `offset` (which must be 8-byte aligned).
-    public init(file: SystemFile, offset: Int) throws(ClusterError) {
+    /// Starts reading `file`, whose records are in `format`, at `offset` (which must be 8-byte
+    /// aligned).
+    public init(file: SystemFile, offset: Int, format: LogRecord.Format) throws(ClusterError) {
         precondition(offset >= 0 && offset % 8 == 0, "records start at aligned offsets")
         self.file = file
+        self.format = format
         fileSize = try file.size()
         bufferStart = offset
     }
@@ -44,19 +48,19 @@ public struct LogRecordScanner {
         guard try ensure(LogRecord.headerSize) else { return .invalid(offset: offset, reason: "record header cut short") }
         let length = Int(UInt32(buffer[position]) | UInt32(buffer[position + 1]) << 8 | UInt32(buffer[position + 2]) << 16
             | UInt32(buffer[position + 3]) << 24)
-        if length >= LogRecord.bodyPrefixSize && length <= LogRecord.bodyMaxSize {
+        if length >= LogRecord.bodyPrefixMinSize && length <= LogRecord.bodyMaxSize {
             // Make the whole framed record visible before LogRecord.read checks it.
-            _ = try ensure(LogRecord.framedSize(payloadCount: length - LogRecord.bodyPrefixSize))
+            _ = try ensure(LogRecord.framedSize(bodyLength: length))
         }
         let start = position
         let result = buffer.withUnsafeBytes { bytes in
-            LogRecord.read(UnsafeRawBufferPointer(rebasing: bytes[start...]), at: 0)
+            LogRecord.read(UnsafeRawBufferPointer(rebasing: bytes[start...]), at: 0, format: format)
         }
         switch result {
-        case .record(let entry, let next):
+        case .record(let entry, _, let next):
             position += next
             return .record(entry, framed: buffer[start..<start + next])
-        case .invalid(let reason):
+        case .invalid(let reason), .unreadable(let reason, _):
             return .invalid(offset: offset, reason: reason)
         }
     }

@@ -34,6 +34,16 @@ public final class QuorumLog {
         public var path: String
         /// The file's size in bytes, header included.
         public var size: Int
+        /// The record format its header announces.
+        public var format: LogRecord.Format
+    }
+
+    /// What a segment header says.
+    public struct SegmentHeader: Sendable, Equatable {
+        /// Index of the segment's first entry.
+        public var firstIndex: UInt64
+        /// The record format of the segment.
+        public var format: LogRecord.Format
     }
 
     /// What recovery did on open.
@@ -48,8 +58,8 @@ public final class QuorumLog {
     public static let segmentHeaderSize = 32
     /// The magic bytes that open every segment.
     public static let segmentMagic = Array("CLUSQLOG".utf8)
-    /// The segment format version.
-    public static let segmentFormatVersion: UInt32 = 1
+    /// The segment format version this build writes (the record format, ``LogRecord/Format``).
+    public static let segmentFormatVersion: UInt32 = LogRecord.Format.current.rawValue
     /// Bytes of zeros written per call while preallocating a segment.
     static let preallocationChunkBytes = 256 << 10
 
@@ -102,36 +112,43 @@ public final class QuorumLog {
         var segments: [Segment] = []
         var recovery = Recovery(truncatedBytes: 0, reason: nil)
         var lastTerm: UInt64 = 0
-        var leftovers = false
         let names = try FileSystem.list(directory)
-        for name in names where name.hasSuffix(".seg.new") {
-            try FileSystem.removeFile(FileSystem.join(directory, name))
-            leftovers = true
-        }
-        if leftovers { try FileSystem.syncDirectory(directory) }
         let segmentNames = names.filter { $0.hasSuffix(".seg") }
+        // Every segment is checked before anything changes: damage or a record this build cannot
+        // read anywhere leaves every file as it was.
+        var tornTail: (file: SystemFile, scan: Scan, bytes: Int)?
         for (position, name) in segmentNames.enumerated() {
             let path = FileSystem.join(directory, name)
             let isLast = position == segmentNames.count - 1
             let file = try SystemFile(path: path, flags: O_RDWR)
             let bytes = try file.readAll()
-            let firstIndex = try readHeader(bytes, path: path)
-            if let previous = segments.last, firstIndex != previous.lastIndex + 1 {
-                throw corrupt("segment \(name) starts at index \(firstIndex) but the one before ends at \(previous.lastIndex)")
+            let header = try readHeader(bytes, path: path)
+            if let previous = segments.last, header.firstIndex != previous.lastIndex &+ 1 {
+                throw corrupt("segment \(name) starts at index \(header.firstIndex) but the one before ends at \(previous.lastIndex)")
             }
-            let scan = try scanRecords(bytes, firstIndex: firstIndex, path: path, isLast: isLast)
+            let scan = try scanRecords(bytes, header: header, path: path, isLast: isLast)
             if scan.tornReason != nil {
                 precondition(isLast, "only the last segment may have a torn tail")
-                try file.truncate(to: scan.validLength)
-                file.sync()
-                recovery = Recovery(truncatedBytes: bytes.count - scan.validLength, reason: scan.tornReason)
+                tornTail = (file, scan, bytes.count)
             }
-            if !isLast && scan.lastIndex < firstIndex {
+            if !isLast && scan.lastIndex < header.firstIndex {
                 throw corrupt("segment \(name) is empty but is not the last one")
             }
-            if scan.lastIndex >= firstIndex { lastTerm = scan.lastTerm }
-            segments.append(Segment(firstIndex: firstIndex, lastIndex: scan.lastIndex, path: path, size: scan.validLength))
+            if scan.lastIndex >= header.firstIndex { lastTerm = scan.lastTerm }
+            segments.append(
+                Segment(firstIndex: header.firstIndex, lastIndex: scan.lastIndex, path: path, size: scan.validLength, format: header.format))
         }
+        if let tornTail {
+            try tornTail.file.truncate(to: tornTail.scan.validLength)
+            tornTail.file.sync(.logTornTail)
+            recovery = Recovery(truncatedBytes: tornTail.bytes - tornTail.scan.validLength, reason: tornTail.scan.tornReason)
+        }
+        var leftovers = false
+        for name in names where name.hasSuffix(".seg.new") {
+            try FileSystem.removeFile(FileSystem.join(directory, name))
+            leftovers = true
+        }
+        if leftovers { try FileSystem.syncDirectory(directory, site: SyncSite("log.leftovers")) }
         let log = QuorumLog(directory: directory, segments: segments, lastTerm: lastTerm, segmentTargetBytes: segmentTargetBytes)
         if let last = segments.last { log.active = try SystemFile(path: last.path, flags: O_RDWR) }
         return (log, recovery)
@@ -141,20 +158,22 @@ public final class QuorumLog {
         ClusterError(.clusterLogCorrupt, "quorum log is damaged before its tail: \(message)")
     }
 
-    private static func readHeader(_ bytes: [UInt8], path: String) throws(ClusterError) -> UInt64 {
+    private static func readHeader(_ bytes: [UInt8], path: String) throws(ClusterError) -> SegmentHeader {
         switch parseHeader(bytes) {
-        case .success(let firstIndex): return firstIndex
+        case .success(let header): return header
+        case .failure(let problem) where problem.code == .revisionMismatch:
+            throw ClusterError(.revisionMismatch, "\(path) \(problem.message)")
         case .failure(let problem): throw corrupt("\(path) \(problem.message)")
         }
     }
 
     /// The 32-byte header of a segment (or of a backup's `quolog.log`) whose first entry is
     /// `firstIndex`.
-    public static func header(firstIndex: UInt64) -> [UInt8] {
+    public static func header(firstIndex: UInt64, format: LogRecord.Format = .current) -> [UInt8] {
         precondition(firstIndex > 0, "log indexes start at 1")
         var header = ByteWriter(capacity: segmentHeaderSize)
         for byte in segmentMagic { header.u8(byte) }
-        header.u32(segmentFormatVersion)
+        header.u32(format.rawValue)
         header.u32(0)
         header.u64(firstIndex)
         header.u32(CRC32C.checksum(header.bytes))
@@ -163,10 +182,11 @@ public final class QuorumLog {
         return header.bytes
     }
 
-    /// Reads a header: the index of the first entry, or what is wrong (a ``ClusterError`` whose
-    /// message completes "FILE ...").
-    public static func parseHeader(_ bytes: [UInt8]) -> Result<UInt64, ClusterError> {
-        func problem(_ text: String) -> Result<UInt64, ClusterError> { .failure(ClusterError(.invalidData, text)) }
+    /// Reads a header: the index of the first entry and the format, or what is wrong (a
+    /// ``ClusterError`` whose message completes "FILE ..."; `ERROR_REVISION_MISMATCH` for a
+    /// format this build does not read).
+    public static func parseHeader(_ bytes: [UInt8]) -> Result<SegmentHeader, ClusterError> {
+        func problem(_ text: String) -> Result<SegmentHeader, ClusterError> { .failure(ClusterError(.invalidData, text)) }
         guard bytes.count >= segmentHeaderSize, Array(bytes[0..<8]) == segmentMagic else {
             return problem("has no valid log header")
         }
@@ -175,11 +195,13 @@ public final class QuorumLog {
             let storedCRC = try? reader.u32()
         else { return problem("has no valid log header") }
         guard CRC32C.checksum(bytes[0..<24]) == storedCRC else { return problem("header checksum mismatch") }
-        guard version == segmentFormatVersion else {
-            return problem("has log format \(version); this build reads \(segmentFormatVersion)")
+        guard let format = LogRecord.Format(rawValue: version) else {
+            let known = LogRecord.Format.allCases.map { String($0.rawValue) }.joined(separator: " and ")
+            return .failure(ClusterError(
+                .revisionMismatch, "needs log format \(version); this build reads formats \(known): start it with a build that reads format \(version)"))
         }
-        guard firstIndex > 0 else { return problem("starts at index 0") }
-        return .success(firstIndex)
+        guard firstIndex > 0, firstIndex < UInt64.max else { return problem("starts at index \(firstIndex), which is out of range") }
+        return .success(SegmentHeader(firstIndex: firstIndex, format: format))
     }
 
     private struct Scan {
@@ -189,16 +211,23 @@ public final class QuorumLog {
         var tornReason: String?
     }
 
+    /// Checks every record of a segment. A valid record of the wrong index or a falling term is
+    /// corruption; a checksummed record this build cannot read stops everything
+    /// (``LogRecord/ReadResult/unreadable(reason:neededFormat:)``). Damage is a torn tail only in
+    /// the last segment and only when no record of a *later* group follows it (format 2; in
+    /// format 1, when no valid record follows at all): a later group was written only after this
+    /// one was synced and acknowledged.
     private static func scanRecords(
-        _ bytes: [UInt8], firstIndex: UInt64, path: String, isLast: Bool
+        _ bytes: [UInt8], header: SegmentHeader, path: String, isLast: Bool
     ) throws(ClusterError) -> Scan {
+        let firstIndex = header.firstIndex
         var scan = Scan(validLength: segmentHeaderSize, lastIndex: firstIndex - 1, lastTerm: 0, tornReason: nil)
         var failure: ClusterError?
         bytes.withUnsafeBytes { buffer in
             var offset = segmentHeaderSize
             while offset < buffer.count {
-                switch LogRecord.read(buffer, at: offset) {
-                case .record(let entry, let next):
+                switch LogRecord.read(buffer, at: offset, format: header.format) {
+                case .record(let entry, _, let next):
                     if entry.index != scan.lastIndex + 1 {
                         failure = corrupt("\(path) offset \(offset) holds index \(entry.index), expected \(scan.lastIndex + 1)")
                         return
@@ -211,6 +240,9 @@ public final class QuorumLog {
                     scan.lastTerm = entry.term
                     offset = next
                     scan.validLength = next
+                case .unreadable(let reason, let needed):
+                    failure = unreadable(path: path, offset: offset, reason: reason, needed: needed)
+                    return
                 case .invalid(let reason):
                     if buffer[offset...].allSatisfy({ $0 == 0 }) {
                         // Preallocated space that no append has reached yet.
@@ -220,9 +252,13 @@ public final class QuorumLog {
                         failure = corrupt("\(path) offset \(offset): \(reason)")
                         return
                     }
-                    if let later = validRecord(after: offset, in: buffer, beyond: scan.lastIndex) {
-                        failure = corrupt("\(path) offset \(offset): \(reason), yet a valid record of index \(later) follows")
+                    switch laterGroup(after: offset, in: buffer, format: header.format, damagedIndex: scan.lastIndex + 1) {
+                    case .some(.failure(let problem)):
+                        failure = problem.code == .revisionMismatch
+                            ? problem : corrupt("\(path) offset \(offset): \(reason), yet \(problem.message)")
                         return
+                    case .some(.success), .none:
+                        break
                     }
                     scan.tornReason = "torn tail at \(path) offset \(offset): \(reason)"
                     return
@@ -233,15 +269,44 @@ public final class QuorumLog {
         return scan
     }
 
-    /// Looks for any valid record after damage at `offset`: aligned candidates whose index field
-    /// is beyond the last good index, confirmed by their checksum.
-    private static func validRecord(after offset: Int, in buffer: UnsafeRawBufferPointer, beyond lastIndex: UInt64) -> UInt64? {
+    /// The error for a checksummed record this build cannot read.
+    private static func unreadable(path: String, offset: Int, reason: String, needed: UInt32?) -> ClusterError {
+        if let needed {
+            return ClusterError(
+                .revisionMismatch,
+                "\(path) offset \(offset): \(reason); start this data directory with a build that reads log format \(needed) "
+                    + "(nothing was changed)")
+        }
+        return corrupt("\(path) offset \(offset): \(reason) (nothing was changed)")
+    }
+
+    /// Looks past damage at `offset` for a valid record that shows the damage is not a torn last
+    /// group: in format 2, a record of a group that starts after `damagedIndex` (so the damaged
+    /// group was complete and acknowledged before it was written); in format 1, any valid record
+    /// beyond the damage. Records of the damaged index's own group are what a torn write leaves.
+    /// - Returns: nil when nothing contradicts a torn tail; `.failure` naming what does.
+    private static func laterGroup(
+        after offset: Int, in buffer: UnsafeRawBufferPointer, format: LogRecord.Format, damagedIndex: UInt64
+    ) -> Result<Void, ClusterError>? {
         var candidate = offset + 8
         while candidate < buffer.count {
-            if let index = LogRecord.peekIndex(buffer, at: candidate), index > lastIndex,
-                case .record(let entry, _) = LogRecord.read(buffer, at: candidate)
-            {
-                return entry.index
+            if let index = LogRecord.peekIndex(buffer, at: candidate), index >= damagedIndex {
+                switch LogRecord.read(buffer, at: candidate, format: format) {
+                case .record(let entry, let group, _):
+                    guard let group else {
+                        return .failure(ClusterError(.clusterLogCorrupt, "a valid record of index \(entry.index) follows"))
+                    }
+                    let groupFirst = entry.index - UInt64(group.position)
+                    if groupFirst > damagedIndex {
+                        return .failure(ClusterError(
+                            .clusterLogCorrupt,
+                            "a valid record of index \(entry.index) from a later group (starting at \(groupFirst)) follows"))
+                    }
+                case .unreadable(let reason, let needed) where needed != nil:
+                    return .failure(ClusterError(.revisionMismatch, reason))
+                case .unreadable, .invalid:
+                    break
+                }
             }
             candidate += 8
         }
@@ -265,13 +330,17 @@ public final class QuorumLog {
             precondition(entry.term >= lastTerm, "terms never decrease along the log")
         }
         if segments.isEmpty || segments[segments.count - 1].size >= segmentTargetBytes
-            || (segments[segments.count - 1].lastIndex + 1 != first.index)
+            || segments[segments.count - 1].lastIndex + 1 != first.index
+            || segments[segments.count - 1].format != .current
         {
             try startSegment(firstIndex: first.index)
         }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(entries.reduce(0) { $0 + LogRecord.framedSize(payloadCount: $1.payload.count) })
-        for entry in entries { LogRecord.append(entry, to: &buffer) }
+        let groupSize = UInt32(entries.count)
+        for (position, entry) in entries.enumerated() {
+            LogRecord.append(entry, group: LogRecord.GroupSpan(position: UInt32(position), size: groupSize), to: &buffer)
+        }
         let position = segments.count - 1
         let offset = segments[position].size
         guard let file = active else { preconditionFailure("an active segment exists after startSegment") }
@@ -282,7 +351,7 @@ public final class QuorumLog {
             try? file.truncate(to: offset)
             throw error
         }
-        file.sync()
+        file.sync(.logAppend)
         segments[position].size = offset + buffer.count
         segments[position].lastIndex = entries[entries.count - 1].index
         lastTerm = entries[entries.count - 1].term
@@ -307,11 +376,12 @@ public final class QuorumLog {
                 try file.write(count == zeros.count ? zeros : Array(zeros.prefix(count)), at: offset)
                 offset += count
             }
-            file.sync()
+            file.sync(SyncSite.logSegment.file)
         }
-        try FileSystem.renameFile(temporary, to: path)
+        try FileSystem.renameFile(temporary, to: path, site: .logSegment)
         active = try SystemFile(path: path, flags: O_RDWR)
-        segments.append(Segment(firstIndex: firstIndex, lastIndex: firstIndex - 1, path: path, size: Self.segmentHeaderSize))
+        segments.append(
+            Segment(firstIndex: firstIndex, lastIndex: firstIndex - 1, path: path, size: Self.segmentHeaderSize, format: .current))
     }
 
     // MARK: Reading
@@ -330,7 +400,7 @@ public final class QuorumLog {
             bytes.withUnsafeBytes { buffer in
                 var offset = Self.segmentHeaderSize
                 while offset < buffer.count {
-                    guard case .record(let entry, let next) = LogRecord.read(buffer, at: offset) else {
+                    guard case .record(let entry, _, let next) = LogRecord.read(buffer, at: offset, format: segment.format) else {
                         failure = Self.corrupt("\(segment.path) offset \(offset) changed after the log was opened")
                         return
                     }
@@ -359,7 +429,7 @@ public final class QuorumLog {
             segments.removeFirst()
             removed += 1
         }
-        if removed > 0 { try FileSystem.syncDirectory(directory) }
+        if removed > 0 { try FileSystem.syncDirectory(directory, site: .logTruncation) }
         return removed
     }
 }

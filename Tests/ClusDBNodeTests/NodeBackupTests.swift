@@ -17,7 +17,7 @@ struct NodeBackupTests {
         // Over the default MaxQuorumLogSize (4 MiB) in one entry.
         let commands = (0..<5_000).map { BatchCommand.setValue(name: "v\($0)", value: .string(String(repeating: "x", count: 1_000))) }
         let result = try await node.propose(.batch(root: try KeyPath("Big"), commands: [.createKey(try KeyPath("K"))] + commands))
-        for _ in 0..<500 where node.status.checkpointIndex < result.index { try await Task.sleep(for: .milliseconds(10)) }
+        try await waitUntil("the checkpoint covers the write") { node.status.checkpointIndex >= result.index }
         #expect(node.status.checkpointIndex == result.index)
     }
 
@@ -39,7 +39,7 @@ struct NodeBackupTests {
                 try await group.waitForAll()
             }
         }
-        for _ in 0..<500 where node.status.commitIndex < 100 { try await Task.sleep(for: .milliseconds(10)) }
+        try await waitUntil("100 writes are committed") { node.status.commitIndex >= 100 }
         // While one backup holds the slot, a second is refused with ERROR_BUSY.
         let pinned = try await node.openBackup()
         do {

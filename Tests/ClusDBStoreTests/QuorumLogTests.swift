@@ -26,8 +26,10 @@ struct QuorumLogTests {
         defer { dir.remove() }
         let entries = sizes.enumerated().map { entry(UInt64($0.offset + 1), size: $0.element) }
         let (log, _) = try QuorumLog.open(directory: dir.path, segmentTargetBytes: 4096)
+        // Three group commits; the last one, records 5 and 6, is what a crash can tear.
         try log.append(Array(entries[0..<2]))
-        try log.append(Array(entries[2...]))
+        try log.append(Array(entries[2..<4]))
+        try log.append(Array(entries[4...]))
         let segment = log.segments[0]
         var ends: [Int] = []
         var offset = QuorumLog.segmentHeaderSize
@@ -92,7 +94,7 @@ struct QuorumLogTests {
     func damagedLastRecord() throws {
         let (bytes, ends, entries) = try Self.makeSegment()
         let lastStart = ends[ends.count - 2]
-        let lastBodyEnd = lastStart + LogRecord.headerSize + LogRecord.bodyPrefixSize + entries.last!.payload.count
+        let lastBodyEnd = lastStart + LogRecord.headerSize + LogRecord.Format.current.bodyPrefixSize + entries.last!.payload.count
         for position in lastStart..<lastBodyEnd {
             var damaged = bytes
             damaged[position] ^= 0x5A
@@ -104,12 +106,33 @@ struct QuorumLogTests {
         }
     }
 
-    @Test("Damage before the tail is refused with ERROR_CLUSTERLOG_CORRUPT and the file is left alone")
+    @Test("Damage in any record of the last group is a torn write of that group: cut from the damage on")
+    func damagedLastGroup() throws {
+        let (bytes, ends, entries) = try Self.makeSegment()
+        // Records 5 and 6 form the last group; damage in record 5 is followed by record 6 of the
+        // same group, which a torn write can leave behind intact.
+        for number in 4..<6 {
+            let start = ends[number - 1]
+            let bodyEnd = start + LogRecord.headerSize + LogRecord.Format.current.bodyPrefixSize + entries[number].payload.count
+            for position in start..<bodyEnd {
+                var damaged = bytes
+                damaged[position] ^= 0x01
+                let (dir, result) = try Self.openWith(segmentBytes: damaged)
+                defer { dir.remove() }
+                let (log, recovery) = try result.get()
+                #expect(try Self.readAll(log) == Array(entries.prefix(number)), "flip at \(position)")
+                #expect(recovery.truncatedBytes == bytes.count - start)
+            }
+        }
+    }
+
+    @Test("Damage before the last group is refused with ERROR_CLUSTERLOG_CORRUPT and the file is left alone")
     func damageBeforeTail() throws {
         let (bytes, ends, entries) = try Self.makeSegment()
         var start = QuorumLog.segmentHeaderSize
-        for (number, end) in ends.dropLast().enumerated() {
-            let bodyEnd = start + LogRecord.headerSize + LogRecord.bodyPrefixSize + entries[number].payload.count
+        // Records 1-4: two complete groups, each followed by a later group.
+        for (number, end) in ends.prefix(4).enumerated() {
+            let bodyEnd = start + LogRecord.headerSize + LogRecord.Format.current.bodyPrefixSize + entries[number].payload.count
             for position in start..<bodyEnd {
                 var damaged = bytes
                 damaged[position] ^= 0x01

@@ -1,0 +1,55 @@
+import ClusDBModel
+import ClusDBNode
+import ClusDBStore
+import ClusDBTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// An apply failure of a durable entry is fail-stop: its proposer is told the write is committed
+/// (not "failed"), nothing is appended behind it, later writes are refused as not written, and a
+/// restart applies the committed entry. Every answer tells the truth about durability.
+@Suite("Cluster node: an apply failure is fail-stop, and every answer is true after a restart")
+struct FailStopTests {
+    @Test("Writes after an injected apply failure are not written; the failed entry is applied after a restart")
+    func applyFailure() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        var configuration = ClusterNodeTests.configuration(dir)
+        let failAt = Mutex<UInt64?>(nil)
+        configuration.applyFault = { first, last in
+            guard let index = failAt.withLock({ $0 }), first <= index, index <= last else { return nil }
+            return ClusterError(.diskFull, "injected: the disk is full")
+        }
+        let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+        _ = try await node.propose(.createKey(try KeyPath("Before")))
+        let target = node.status.commitIndex + 1
+        failAt.withLock { $0 = target }
+        // A write whose answer needs the apply: told it is committed, not that it failed.
+        do {
+            _ = try await node.propose(.createKey(try KeyPath("Committed")))
+            Issue.record("the write whose apply failed was answered as done")
+        } catch {
+            #expect(error.code == .ioPending, "\(error)")
+            #expect(error.message.contains("committed at index \(target)"))
+        }
+        // Everything after is refused and not appended, whatever its kind.
+        for command in [HiveCommand.createKey(try KeyPath("After")), .setValue(key: try KeyPath("After"), name: "v", value: .dword(1), createKey: true)] {
+            do {
+                _ = try await node.propose(command)
+                Issue.record("a write after the apply failure was accepted")
+            } catch {
+                #expect(error.code == .diskFull)
+                #expect(error.message.hasPrefix("not written"), "\(error.message)")
+            }
+        }
+        #expect(node.status.commitIndex == target, "nothing was appended behind the failed entry")
+        node.stop()
+
+        let restarted = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
+        defer { restarted.stop() }
+        let hive = try await ClusterNodeTests.applied(restarted)
+        await #expect(throws: Never.self, "the committed write is applied after the restart") { try await hive.openKey(try KeyPath("Committed")) }
+        await #expect(throws: ClusterError.self, "a write refused as not written appeared") { try await hive.openKey(try KeyPath("After")) }
+    }
+}
