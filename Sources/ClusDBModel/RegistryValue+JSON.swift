@@ -23,7 +23,9 @@ extension RegistryValue: Codable {
         case .dword, .qword:
             // Read as the widest Swift numbers only to say in words what is wrong with the number.
             let text: String
-            if let number = try? container.decode(UInt64.self, forKey: .data) {
+            if !container.contains(.data) {
+                throw ClusterError(.invalidParameter, "member data is missing: \(Self.numberRule(type, allowHex: false))")
+            } else if let number = try? container.decode(UInt64.self, forKey: .data) {
                 text = String(number)
             } else if let number = try? container.decode(Int64.self, forKey: .data) {
                 text = String(number)

@@ -137,5 +137,11 @@ struct JSONDocumentTests {
                 for word in Self.internals { #expect(!text.contains(word), "\(body): \(text)") }
             }
         }
+        do {
+            _ = try JSONDecoder().decode(RegistryValue.self, from: Data(#"{"type": "REG_DWORD"}"#.utf8))
+            Issue.record("accepted a value without data")
+        } catch {
+            #expect(JSONText.describe(error).contains("member data is missing"), "\(JSONText.describe(error))")
+        }
     }
 }
