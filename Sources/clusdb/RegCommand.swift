@@ -28,10 +28,15 @@ struct RegSet: AsyncParsableCommand {
     // Collects unrecognized inputs too, so DATA may start with '-' (`-1` is data, not an option).
     @Argument(parsing: .allUnrecognized, help: "Value data; - reads stdin, @FILE reads a file.") var data: [String] = []
 
+    /// DATA without a leading `--`: the usual way to pass a dash-led argument keeps working.
+    private var dataArguments: [String] { data.count > 1 && data.first == "--" ? Array(data.dropFirst()) : data }
+
     func validate() throws {
-        if data.isEmpty { throw ValidationError("Missing expected argument '<data>'") }
-        if data.count > 1 {
-            throw ValidationError("reg set takes one DATA argument, got \(data.count): \(data.map { "\"\($0)\"" }.joined(separator: " ")) (quote DATA that has spaces)")
+        let arguments = dataArguments
+        if arguments.isEmpty { throw ValidationError("Missing expected argument '<data>'") }
+        if arguments.count > 1 {
+            throw ValidationError(
+                "reg set takes one DATA argument, got \(arguments.count): \(arguments.map { "\"\($0)\"" }.joined(separator: " ")) (quote DATA that has spaces)")
         }
     }
 
@@ -39,7 +44,7 @@ struct RegSet: AsyncParsableCommand {
         guard let valueType = ValueType(name: type) else {
             throw ClusterError(.invalidParameter, "unknown type \"\(type)\"; use one of \(ValueType.allCases.map(\.name).joined(separator: ", "))")
         }
-        let value = try ValueData.value(type: valueType, argument: data.first ?? "") {
+        let value = try ValueData.value(type: valueType, argument: dataArguments.first ?? "") {
             FileHandle.standardInput.readDataToEndOfFile()
         }
         _ = try KeyPath(keyPath)

@@ -113,6 +113,8 @@ struct NewUserTests {
         // Data that starts with '-' is data, not an option.
         #expect(try runClusdb(c + ["reg", "set", "K", "dash", "REG_SZ", "-x"]).status == 0)
         #expect(try runClusdb(c + ["reg", "get", "K", "dash"]).stdout == "-x\n")
+        #expect(try runClusdb(c + ["reg", "set", "K", "dash", "REG_SZ", "--", "-y"]).status == 0)
+        #expect(try runClusdb(c + ["reg", "get", "K", "dash"]).stdout == "-y\n")
         _ = try runClusdb(c + ["reg", "rm", "K", "dash"])
         // An import with DWORD data -5: the number and the member, not "not valid JSON".
         let file = dir.file("negative.json")
