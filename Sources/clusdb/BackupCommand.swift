@@ -104,16 +104,11 @@ struct BackupInspect: AsyncParsableCommand {
 
     /// Refuses a directory that holds no backup at all, in those words, before the detailed checks
     /// (which would name only the first missing file).
-    /// - Throws: `ERROR_PATH_NOT_FOUND`, `ERROR_DIRECTORY` for a file, `ERROR_DATABASE_BACKUP_CORRUPT`
-    ///   for a directory with neither manifest nor marker.
+    /// A missing path or a file is left to the verifier and the inspection, which name it already.
+    /// - Throws: `ERROR_DATABASE_BACKUP_CORRUPT` for a directory with neither manifest nor marker.
     static func requireSomeBackup(_ directory: String) throws(ClusterError) {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
-            throw ClusterError(.pathNotFound, "\(directory) does not exist")
-        }
-        guard isDirectory.boolValue else {
-            throw ClusterError(.directory, "\(directory) is a file; a backup is a directory")
-        }
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else { return }
         let manifest = (directory as NSString).appendingPathComponent(BackupLayout.manifestName)
         let marker = (directory as NSString).appendingPathComponent(BackupLayout.markerName)
         if !FileManager.default.fileExists(atPath: manifest) && !FileManager.default.fileExists(atPath: marker) {
