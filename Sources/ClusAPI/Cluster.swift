@@ -119,12 +119,16 @@ public final class Cluster: Sendable {
     /// semantics). Either way the directory holds the layout of `DESIGN.md` §6 and its completion
     /// marker is written last, once every file is written, fsynced and checked.
     ///
+    /// - Parameter progress: called now and then with the number of bytes received so far
+    ///   (streamed backups only), for a progress display.
     /// - Returns: the manifest written.
     /// - Throws: `ERROR_DIRECTORY` when `path` is a file, `ERROR_PATH_NOT_FOUND` when its parent is
     ///   missing, `ERROR_ACCESS_DENIED`, `ERROR_DISK_FULL`, `ERROR_ALREADY_EXISTS` when the
     ///   directory holds files that are not a backup, `ERROR_BUSY` while another backup runs.
     @discardableResult
-    public func backupClusterDatabase(to path: String, onQuorumOwner: Bool = false) async throws(ClusterError) -> BackupManifest {
+    public func backupClusterDatabase(
+        to path: String, onQuorumOwner: Bool = false, progress: (@Sendable (Int) -> Void)? = nil
+    ) async throws(ClusterError) -> BackupManifest {
         let transport = try live()
         if onQuorumOwner {
             return try await transport.call("backup", ClientProtocol.BackupRequest(path: path))
@@ -134,19 +138,24 @@ public final class Cluster: Sendable {
         try BackupDirectoryWriter.checkPath(path)
         let endpoints = transport.endpoints
         return try await BlockingThread.run(named: "clusapi-backup") { () throws(ClusterError) -> BackupManifest in
-            try Self.receiveBackup(into: path, from: endpoints)
+            try Self.receiveBackup(into: path, from: endpoints, progress: progress)
         }
     }
 
-    private static func receiveBackup(into path: String, from endpoints: [String]) throws(ClusterError) -> BackupManifest {
+    private static func receiveBackup(
+        into path: String, from endpoints: [String], progress: (@Sendable (Int) -> Void)?
+    ) throws(ClusterError) -> BackupManifest {
         var lastProblem = "no endpoint given"
         for endpoint in endpoints {
             var receiver: BackupStreamReceiver?
+            var received = 0
             do throws(StreamingHTTPClient.Failure) {
                 try StreamingHTTPClient.post(endpoint: endpoint, path: "backup/stream", body: Array("{}".utf8)) {
                     (piece) throws(ClusterError) in
                     if receiver == nil { receiver = BackupStreamReceiver(writer: try BackupDirectoryWriter(path: path)) }
                     try receiver?.receive(piece)
+                    received += piece.count
+                    progress?(received)
                 }
             } catch {
                 switch error {

@@ -43,19 +43,70 @@ public struct ClusterEndpoints: Sendable, Equatable {
             throw ClusterError(
                 .invalidParameter, "\"\(trimmed)\" is not a list of host:port endpoints and there is no clusters file at \(file)")
         }
-        let registry: ClustersFile
-        do {
-            registry = try JSONDecoder().decode(ClustersFile.self, from: data)
-        } catch {
-            throw ClusterError(.invalidParameter, "clusters file \(file) is not valid: \(error)")
-        }
-        guard let entry = registry.clusters[trimmed] else {
-            throw ClusterError(.invalidParameter, "no cluster named \"\(trimmed)\" in \(file)")
-        }
-        guard !entry.endpoints.isEmpty, entry.endpoints.allSatisfy(isEndpoint) else {
-            throw ClusterError(.invalidParameter, "cluster \"\(trimmed)\" in \(file) has no valid host:port endpoints")
-        }
+        let entry = try clustersFileEntry(named: trimmed, bytes: Array(data), file: file)
         return ClusterEndpoints(endpoints: entry.endpoints, expectedName: trimmed, expectedID: entry.id)
+    }
+
+    /// Reads one cluster's entry from the clusters file; every problem names the file and the member.
+    static func clustersFileEntry(named name: String, bytes: [UInt8], file: String) throws(ClusterError) -> (endpoints: [String], id: String?) {
+        let found: (endpoints: [String], id: String?)?
+        do throws(JSONDocument.Problem) {
+            found = try parseEntry(named: name, bytes: bytes)
+        } catch {
+            throw error.error(in: "clusters file \(file)")
+        }
+        guard let found else { throw ClusterError(.invalidParameter, "no cluster named \"\(name)\" in \(file)") }
+        return found
+    }
+
+    private static func parseEntry(named name: String, bytes: [UInt8]) throws(JSONDocument.Problem) -> (endpoints: [String], id: String?)? {
+        let document = try JSONDocument.parse(bytes)
+        let shape = #"{"clusters": {"NAME": {"endpoints": ["host:port", ...], "id": "optional cluster id"}}}"#
+        guard case .object(let top) = document else {
+            throw JSONDocument.Problem(path: "", message: "the file must hold an object \(shape), not \(document.kind)")
+        }
+        guard let clusters = top.first(where: { $0.name == "clusters" })?.value else {
+            throw JSONDocument.Problem(path: "clusters", message: "is missing; the file holds \(shape)")
+        }
+        guard case .object(let entries) = clusters else {
+            throw JSONDocument.Problem(path: "clusters", message: "must be an object of cluster names, not \(clusters.kind)")
+        }
+        guard let entry = entries.first(where: { $0.name == name })?.value else { return nil }
+        let entryPath = JSONDocument.path("clusters", member: name)
+        guard case .object(let members) = entry else {
+            throw JSONDocument.Problem(path: entryPath, message: "must be an object {\"endpoints\": [...], \"id\": ...}, not \(entry.kind)")
+        }
+        var endpoints: [String] = []
+        var id: String?
+        for member in members {
+            let memberPath = JSONDocument.path(entryPath, member: member.name)
+            switch (member.name, member.value) {
+            case ("endpoints", .array(let items)):
+                for (index, item) in items.enumerated() {
+                    guard case .string(let text) = item, isEndpoint(text) else {
+                        let found = if case .string(let text) = item { "\"\(text)\"" } else { item.kind }
+                        throw JSONDocument.Problem(
+                            path: JSONDocument.path(memberPath, element: index),
+                            message: "must be a \"host:port\" string with a port from 1 to 65535, not \(found)")
+                    }
+                    endpoints.append(text)
+                }
+            case ("endpoints", let other):
+                throw JSONDocument.Problem(path: memberPath, message: "must be an array of \"host:port\" strings, not \(other.kind)")
+            case ("id", .string(let text)): id = text
+            case ("id", .null): id = nil
+            case ("id", let other):
+                throw JSONDocument.Problem(path: memberPath, message: "must be a cluster id string, not \(other.kind)")
+            default:
+                // Other members are left for later features (credentials); a misspelt "endpoints"
+                // still fails below, as missing.
+                break
+            }
+        }
+        guard !endpoints.isEmpty else {
+            throw JSONDocument.Problem(path: JSONDocument.path(entryPath, member: "endpoints"), message: "is missing or empty; list at least one host:port")
+        }
+        return (endpoints, id)
     }
 
     /// True for `host:port` with a port from 1 to 65535.
@@ -64,13 +115,5 @@ public struct ClusterEndpoints: Sendable, Equatable {
             let port = Int(text[text.index(after: colon)...])
         else { return false }
         return (1...65535).contains(port) && !text[..<colon].contains(" ")
-    }
-
-    private struct ClustersFile: Decodable {
-        var clusters: [String: Entry]
-        struct Entry: Decodable {
-            var endpoints: [String]
-            var id: String?
-        }
     }
 }

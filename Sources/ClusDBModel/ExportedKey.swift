@@ -108,47 +108,58 @@ public struct ExportedKey: Sendable, Equatable {
     // MARK: Reading
 
     /// Parses export JSON and checks every name and value.
-    /// - Throws: `ERROR_INVALID_PARAMETER` for malformed JSON, a bad name or value, or two names in
-    ///   one key that differ only by case.
-    public init(jsonBytes: some Collection<UInt8>) throws(ClusterError) {
-        let decoded: Decoded
-        do {
-            decoded = try JSONDecoder().decode(Decoded.self, from: Data(jsonBytes))
-        } catch let error as ClusterError {
-            throw error
+    /// - Parameter source: how messages name the input, e.g. `import file x.json`.
+    /// - Throws: `ERROR_INVALID_PARAMETER` naming the source, the member (`keys.Web.values.Port.data`)
+    ///   and what is wrong: malformed JSON, invalid UTF-8, a bad name or value, an unknown member,
+    ///   or two names in one key that differ only by case.
+    public init(jsonBytes: some Collection<UInt8>, source: String = "the JSON") throws(ClusterError) {
+        do throws(JSONDocument.Problem) {
+            self = try Self.key(try JSONDocument.parse(jsonBytes), path: "", depth: 0)
         } catch {
-            throw ClusterError(.invalidParameter, "the JSON is not in the export format: \(JSONText.describe(error))")
+            throw error.error(in: source)
         }
-        self = try decoded.validated(depth: 0)
     }
 
-    /// The raw decoded shape, checked by ``validated(depth:)``.
-    private struct Decoded: Decodable {
-        var keys: [String: Decoded]?
-        var values: [String: RegistryValue]?
-
-        func validated(depth: Int) throws(ClusterError) -> ExportedKey {
-            if depth > Limits.keyDepthMax {
-                throw ClusterError(.invalidParameter, "the export is deeper than \(Limits.keyDepthMax) levels")
-            }
-            var result = ExportedKey()
-            var seenValues = Set<String>()
-            for (name, value) in values ?? [:] {
-                try RegistryName.validateValueName(name)
-                if !seenValues.insert(RegistryName.fold(name)).inserted {
-                    throw ClusterError(.invalidParameter, "two values named \(RegistryName.quoted(name)) differ only by case")
-                }
-                result.values.append((name, value))
-            }
-            var seenKeys = Set<String>()
-            for (name, key) in keys ?? [:] {
-                try RegistryName.validateKeyName(name)
-                if !seenKeys.insert(RegistryName.fold(name)).inserted {
-                    throw ClusterError(.invalidParameter, "two keys named \(RegistryName.quoted(name)) differ only by case")
-                }
-                result.keys.append((name, try key.validated(depth: depth + 1)))
-            }
-            return result
+    private static func key(_ document: JSONDocument.Value, path: String, depth: Int) throws(JSONDocument.Problem) -> ExportedKey {
+        if depth > Limits.keyDepthMax {
+            throw JSONDocument.Problem(path: path, message: "the export is deeper than \(Limits.keyDepthMax) levels")
         }
+        guard case .object(let members) = document else {
+            throw JSONDocument.Problem(
+                path: path, message: "a key must be an object {\"keys\": {...}, \"values\": {...}}, not \(document.kind)")
+        }
+        var result = ExportedKey()
+        for member in members {
+            let memberPath = JSONDocument.path(path, member: member.name)
+            guard member.name == "keys" || member.name == "values" else {
+                throw JSONDocument.Problem(path: memberPath, message: "unknown member; a key has only \"keys\" and \"values\"")
+            }
+            guard case .object(let entries) = member.value else {
+                throw JSONDocument.Problem(path: memberPath, message: "must be an object of names, not \(member.value.kind)")
+            }
+            var seen = Set<String>()
+            for entry in entries {
+                let entryPath = JSONDocument.path(memberPath, member: entry.name)
+                do throws(ClusterError) {
+                    if member.name == "keys" {
+                        try RegistryName.validateKeyName(entry.name)
+                    } else {
+                        try RegistryName.validateValueName(entry.name)
+                    }
+                } catch {
+                    throw JSONDocument.Problem(path: entryPath, message: error.message)
+                }
+                if !seen.insert(RegistryName.fold(entry.name)).inserted {
+                    throw JSONDocument.Problem(
+                        path: entryPath, message: "two \(member.name) named \(RegistryName.quoted(entry.name)) differ only by case")
+                }
+                if member.name == "keys" {
+                    result.keys.append((entry.name, try key(entry.value, path: entryPath, depth: depth + 1)))
+                } else {
+                    result.values.append((entry.name, try RegistryValue(document: entry.value, path: entryPath)))
+                }
+            }
+        }
+        return result
     }
 }

@@ -40,15 +40,44 @@ public enum JSONText {
         try? JSONDecoder().decode([String].self, from: Data(text.utf8))
     }
 
-    /// A one-line description of a JSON decoding failure: what was wrong and where.
+    /// A one-line description of a JSON decoding failure: what was wrong and where, in words
+    /// (the member's path, what it must be), never Swift type names or a coding path dump.
     public static func describe(_ error: any Error) -> String {
+        func place(_ path: [any CodingKey]) -> String {
+            var text = ""
+            for key in path {
+                if let index = key.intValue, key.stringValue == "Index \(index)" || key.stringValue == "\(index)" {
+                    text = JSONDocument.path(text, element: index)
+                } else {
+                    text = JSONDocument.path(text, member: key.stringValue)
+                }
+            }
+            return text
+        }
+        func expected(_ type: Any.Type) -> String {
+            if type == String.self || type == Substring.self { return "a string" }
+            if type == Bool.self { return "true or false" }
+            if type is any BinaryInteger.Type { return "a whole number" }
+            if type is any BinaryFloatingPoint.Type { return "a number" }
+            if type is any RangeReplaceableCollection.Type { return "an array" }
+            return "an object"
+        }
         switch error {
-        case DecodingError.dataCorrupted(let context), DecodingError.keyNotFound(_, let context),
-            DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return path.isEmpty ? context.debugDescription : "\(context.debugDescription) (at \(path))"
+        case let error as ClusterError:
+            return error.message
+        case DecodingError.typeMismatch(let type, let context):
+            let path = place(context.codingPath)
+            return path.isEmpty ? "the JSON must be \(expected(type))" : "member \(path) must be \(expected(type))"
+        case DecodingError.valueNotFound(let type, let context):
+            return "member \(place(context.codingPath)) must be \(expected(type)), not null"
+        case DecodingError.keyNotFound(let key, let context):
+            return "member \(place(context.codingPath + [key])) is missing"
+        case DecodingError.dataCorrupted(let context):
+            if let inner = context.underlyingError as? ClusterError { return inner.message }
+            let path = place(context.codingPath)
+            return path.isEmpty ? "it is not valid JSON" : "member \(path) is not valid"
         default:
-            return "\(error)"
+            return "it could not be read"
         }
     }
 

@@ -141,12 +141,27 @@ private func decode<T: Decodable>(_ request: Request) async throws -> T {
     {
         return fast
     }
+    // Invalid UTF-8 and lone surrogate escapes would reach the hive as U+FFFD through
+    // JSONDecoder; refuse them, naming the member.
+    do throws(JSONDocument.Problem) {
+        try JSONDocument.checkEncoding(buffer.readableBytesView)
+    } catch {
+        throw error.error(in: "the request body")
+    }
     do {
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
     } catch let error as ClusterError {
         throw error
     } catch let DecodingError.dataCorrupted(context) {
         if let error = context.underlyingError as? ClusterError { throw error }
+        if context.codingPath.isEmpty {
+            // Not JSON at all: the strict reader says where and what.
+            do throws(JSONDocument.Problem) {
+                _ = try JSONDocument.parse(buffer.readableBytesView)
+            } catch {
+                throw error.error(in: "the request body")
+            }
+        }
         throw ClusterError(.invalidParameter, "the request body is not valid: \(JSONText.describe(DecodingError.dataCorrupted(context)))")
     } catch {
         throw ClusterError(.invalidParameter, "the request body is not valid: \(JSONText.describe(error))")

@@ -18,6 +18,13 @@ public enum ClusDBServer {
     public static func run(
         _ configuration: ServerConfiguration, logger: Logger, onReady: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws(ClusterError) {
+        // The port first: a taken port must fail before the data directory is created or
+        // recovered and before the node says it is ready.
+        let reservation = try PortReservation(host: configuration.clientHost, port: configuration.clientPort)
+        defer { reservation.release() }
+        var configuration = configuration
+        // Port 0: listen on the port the kernel just reserved, so the reservation covers it.
+        configuration.clientPort = reservation.port
         let node = try ClusterNode(configuration: configuration.node, logger: logger)
         defer { node.stop() }
         let router = Router()
@@ -28,7 +35,10 @@ public enum ClusDBServer {
             server: .http1(configuration: .init(additionalChannelHandlers: [SetValueHandler(node: node, logger: logger)])),
             configuration: .init(
                 address: .hostname(configuration.clientHost, port: configuration.clientPort), serverName: "clusdb"),
-            onServerRunning: { channel in onReady(channel.localAddress?.port ?? configuration.clientPort) },
+            onServerRunning: { [configuration] channel in
+                reservation.release()
+                onReady(channel.localAddress?.port ?? configuration.clientPort)
+            },
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(

@@ -28,9 +28,14 @@ struct BackupCreate: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the manifest as JSON.") var json = false
 
     func run() async throws {
+        let progress = ProgressLine.start("backing up to \(directory)", json: json)
+        defer { progress?.finish() }
         let cluster = try await openCluster(root.cluster)
         defer { cluster.close() }
-        let manifest = try await cluster.backupClusterDatabase(to: directory, onQuorumOwner: onQuorumOwner)
+        let manifest = try await cluster.backupClusterDatabase(to: directory, onQuorumOwner: onQuorumOwner) { bytes in
+            progress?.update("backing up to \(directory): \(bytes / 1_048_576) MiB received")
+        }
+        progress?.finish()
         if json {
             try Output.json(manifest)
             return
@@ -69,8 +74,12 @@ struct BackupVerify: AsyncParsableCommand {
 
     func run() async throws {
         let directory = self.directory
-        do {
+        let progress = ProgressLine.start("verifying \(directory)", json: json)
+        defer { progress?.finish() }
+        do throws(ClusterError) {
+            try BackupInspect.requireSomeBackup(directory)
             let backup = try await BlockingThread.run(named: "clusdb-verify") { () throws(ClusterError) in try BackupVerifier.verify(directory) }
+            progress?.finish()
             if json {
                 try Output.json(Answer(ok: true, problem: nil))
             } else {
@@ -78,6 +87,7 @@ struct BackupVerify: AsyncParsableCommand {
                 Output.write(Data("ok: backup of cluster \(manifest.cluster.name) at index \(manifest.lastIndex), \(manifest.files.count) files verified\n".utf8))
             }
         } catch {
+            progress?.finish()
             guard json else { throw error }
             try Output.json(Answer(ok: false, problem: error.message, code: error.code.rawValue))
             throw ExitCode(1)
@@ -92,16 +102,36 @@ struct BackupInspect: AsyncParsableCommand {
     @Argument(help: "The backup directory.") var directory: String
     @Flag(name: .long, help: "Print JSON.") var json = false
 
+    /// Refuses a directory that holds no backup at all, in those words, before the detailed checks
+    /// (which would name only the first missing file).
+    /// A missing path or a file is left to the verifier and the inspection, which name it already.
+    /// - Throws: `ERROR_DATABASE_BACKUP_CORRUPT` for a directory with neither manifest nor marker.
+    static func requireSomeBackup(_ directory: String) throws(ClusterError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else { return }
+        let manifest = (directory as NSString).appendingPathComponent(BackupLayout.manifestName)
+        let marker = (directory as NSString).appendingPathComponent(BackupLayout.markerName)
+        if !FileManager.default.fileExists(atPath: manifest) && !FileManager.default.fileExists(atPath: marker) {
+            throw ClusterError(
+                .databaseBackupCorrupt,
+                "no backup: \(directory) has no manifest (\(BackupLayout.manifestName)) and no completion marker (\(BackupLayout.markerName))")
+        }
+    }
+
     func run() async throws {
+        try Self.requireSomeBackup(directory)
         let inspection = try BackupInspection(directory: directory)
         if json {
             try Output.json(inspection)
             return
         }
         let manifest = inspection.manifest
+        let completeText = inspection.complete
+            ? "yes (marker present; 'backup verify' checks the content)"
+            : "no: the completion marker \(BackupLayout.markerName) is missing (the backup was interrupted or is still being written); restore refuses it"
         var text = """
             cluster:           \(manifest.cluster.name) (\(manifest.cluster.id))
-            complete:          \(inspection.complete ? "yes (marker present)" : "NO: the completion marker is missing")
+            complete:          \(completeText)
             checkpoint index:  \(manifest.checkpointIndex)
             last index:        \(manifest.lastIndex)
             term:              \(manifest.term)

@@ -16,20 +16,37 @@ struct RegSet: AsyncParsableCommand {
         commandName: "set", abstract: "Set a value (the key is created when missing).",
         discussion: """
             TYPE is REG_SZ | REG_EXPAND_SZ | REG_MULTI_SZ | REG_DWORD | REG_QWORD | REG_BINARY | REG_NONE.
-            DATA: text; for REG_MULTI_SZ a JSON array of strings; for REG_DWORD/REG_QWORD a decimal or 0x-hex
-            number; for REG_BINARY/REG_NONE hex digits.
+            DATA: text; for REG_MULTI_SZ a JSON array of strings; for REG_DWORD (0..4294967295) and REG_QWORD
+            (0..18446744073709551615) a decimal or 0x-hex number; for REG_BINARY/REG_NONE hex digits.
+            DATA "-" reads standard input, "@FILE" reads FILE: raw bytes for REG_BINARY/REG_NONE, UTF-8 text
+            (one trailing newline dropped) for the other types.
             """)
     @ParentCommand var root: Clusdb
     @Argument(help: "Key path, backslash-separated, relative to the hive root.") var keyPath: String
     @Argument(help: "Value name (\"\" is the key's default value).") var valueName: String
     @Argument(help: "Value type.") var type: String
-    @Argument(help: "Value data.") var data: String
+    // Collects unrecognized inputs too, so DATA may start with '-' (`-1` is data, not an option).
+    @Argument(parsing: .allUnrecognized, help: "Value data; - reads stdin, @FILE reads a file.") var data: [String] = []
+
+    /// DATA without a leading `--`: the usual way to pass a dash-led argument keeps working.
+    private var dataArguments: [String] { data.count > 1 && data.first == "--" ? Array(data.dropFirst()) : data }
+
+    func validate() throws {
+        let arguments = dataArguments
+        if arguments.isEmpty { throw ValidationError("Missing expected argument '<data>'") }
+        if arguments.count > 1 {
+            throw ValidationError(
+                "reg set takes one DATA argument, got \(arguments.count): \(arguments.map { "\"\($0)\"" }.joined(separator: " ")) (quote DATA that has spaces)")
+        }
+    }
 
     func run() async throws {
         guard let valueType = ValueType(name: type) else {
             throw ClusterError(.invalidParameter, "unknown type \"\(type)\"; use one of \(ValueType.allCases.map(\.name).joined(separator: ", "))")
         }
-        let value = try RegistryValue(type: valueType, commandLineData: data)
+        let value = try ValueData.value(type: valueType, argument: dataArguments.first ?? "") {
+            FileHandle.standardInput.readDataToEndOfFile()
+        }
         _ = try KeyPath(keyPath)
         try RegistryName.validateValueName(valueName)
         let cluster = try await openCluster(root.cluster)
@@ -144,21 +161,41 @@ struct RegImport: AsyncParsableCommand {
     @Option(name: .long, help: "Import below this key instead of the hive root.") var key: String = ""
 
     func run() async throws {
-        let data: Data
+        let progress = ProgressLine.start(file == "-" ? "reading standard input" : "reading \(file)")
+        defer { progress?.finish() }
+        let data: [UInt8]
+        let source: String
         if file == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
+            data = Array(FileHandle.standardInput.readDataToEndOfFile())
+            source = "standard input"
         } else {
-            guard let contents = FileManager.default.contents(atPath: file) else {
-                throw ClusterError(
-                    FileManager.default.fileExists(atPath: file) ? .accessDenied : .fileNotFound, "cannot read \(file)")
-            }
-            data = contents
+            data = try Self.read(file)
+            source = "import file \(file)"
         }
-        let tree = try ExportedKey(jsonBytes: data)
+        progress?.update("checking \(data.count) bytes")
+        let tree = try ExportedKey(jsonBytes: data, source: source)
         _ = try KeyPath(key)
         let cluster = try await openCluster(root.cluster)
         defer { cluster.close() }
+        progress?.update("importing \(tree.keyCount) keys and \(tree.valueCount) values")
         let index = try await cluster.importTree(tree, at: key)
+        progress?.finish()
         Output.write(Data("imported \(tree.keyCount) keys and \(tree.valueCount) values at index \(index)\n".utf8))
+    }
+
+    /// Reads the import file.
+    /// - Throws: `ERROR_FILE_NOT_FOUND`, `ERROR_DIRECTORY` for a directory, `ERROR_ACCESS_DENIED`.
+    static func read(_ file: String) throws(ClusterError) -> [UInt8] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
+            throw ClusterError(.fileNotFound, "import file \(file) does not exist")
+        }
+        if isDirectory.boolValue {
+            throw ClusterError(.directory, "\(file) is a directory; reg import reads one JSON file (from reg export)")
+        }
+        guard let contents = FileManager.default.contents(atPath: file) else {
+            throw ClusterError(.accessDenied, "import file \(file) cannot be read (no permission)")
+        }
+        return Array(contents)
     }
 }

@@ -23,8 +23,11 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.") var json = false
 
     func run() async throws {
+        let progress = ProgressLine.start(dryRun ? "checking what restoring \(backup) would change" : "restoring \(backup)", json: json)
+        defer { progress?.finish() }
         let report = try await restoreClusterDatabase(
             from: backup, force: force, quorumPath: quorumPath, dataDirectory: dataDir, toIndex: toIndex, dryRun: dryRun)
+        progress?.finish()
         if json {
             try Output.json(report)
             return

@@ -9,7 +9,7 @@ import Logging
 /// ./clusdb-data, clients on 127.0.0.1:7400.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve", abstract: "Run a ClusDB node (a single-node cluster \"local\" by default).")
+        commandName: "serve", abstract: "Run a ClusDB node (this build runs single-node clusters; \"local\" by default).")
 
     @Option(name: .long, help: "This node's name.")
     var name = "node1"
@@ -23,10 +23,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("client-addr"), help: "HOST:PORT for the client API (port 0 picks a free port).")
     var clientAddr = "127.0.0.1:7400"
 
-    @Option(name: .customLong("peer-addr"), help: "HOST:PORT for peer traffic.")
+    @Option(name: .customLong("peer-addr"), help: "HOST:PORT for peer traffic (recorded; peers arrive with replication, which this build does not have yet).")
     var peerAddr = "127.0.0.1:7401"
 
-    @Option(name: .customLong("initial-cluster"), help: "NODE=HOST:PEERPORT,... for a new multi-node cluster.")
+    @Option(name: .customLong("initial-cluster"), help: "NODE=HOST:PEERPORT,... (this build runs single-node clusters: only this node may be listed).")
     var initialCluster: String?
 
     func run() async throws {
@@ -40,9 +40,19 @@ struct ServeCommand: AsyncParsableCommand {
             dataDirectory: dataDir, nodeName: name, clusterName: clusterName, clientAddress: clientAddr, peerAddress: peerAddr)
         let configuration = ServerConfiguration(node: node, clientHost: host, clientPort: port)
         let nodeName = name
-        try await ClusDBServer.run(configuration, logger: logger) { boundPort in
-            let line = "clusdb: node \"\(nodeName)\" serving clients on \(host):\(boundPort)\n"
-            FileHandle.standardOutput.write(Data(line.utf8))
+        // ClusDBServer binds the port before it creates the data directory; should another
+        // process still take the port in between, a directory this run created goes again.
+        let existed = FileManager.default.fileExists(atPath: dataDir)
+        do {
+            try await ClusDBServer.run(configuration, logger: logger) { boundPort in
+                let line = "clusdb: node \"\(nodeName)\" serving clients on \(host):\(boundPort)\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
+            }
+        } catch {
+            if !existed, error.code == .addressAlreadyAssociated {
+                try? FileManager.default.removeItem(atPath: dataDir)
+            }
+            throw error
         }
     }
 

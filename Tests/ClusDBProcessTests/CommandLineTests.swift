@@ -159,6 +159,15 @@ struct CommandLineTests {
         let samePort = try runClusdb(["serve", "--data-dir", dir.file("other"), "--client-addr", server.endpoint])
         #expect(samePort.status == 1)
         #expect(samePort.stderr.contains("clusdb: ERROR_ADDRESS_ALREADY_ASSOCIATED (1227): "))
+        // The port is bound first: nothing was created and the node never said it was ready.
+        #expect(!FileManager.default.fileExists(atPath: dir.file("other")), "serve left \(dir.file("other")) behind")
+        #expect(!samePort.stderr.contains("node ready"), "\(samePort.stderr)")
+        #expect(samePort.stdout.isEmpty, "\(samePort.stdout)")
+        // An existing (empty) data directory is left as it was.
+        try FileManager.default.createDirectory(atPath: dir.file("kept"), withIntermediateDirectories: false)
+        let kept = try runClusdb(["serve", "--data-dir", dir.file("kept"), "--client-addr", server.endpoint])
+        #expect(kept.status == 1 && !kept.stderr.contains("node ready"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("kept")).isEmpty)
         let multi = try runClusdb(["serve", "--data-dir", dir.file("third"), "--initial-cluster", "node1=127.0.0.1:1,node2=127.0.0.1:2"])
         #expect(multi.status == 1 && multi.stderr.contains("ERROR_CALL_NOT_IMPLEMENTED (120)"))
         #expect(server.stop(signal: SIGTERM) == 0)

@@ -28,8 +28,23 @@ struct CommandResult {
 
 /// Runs `clusdb ARGS` to completion (bounded by `timeout`).
 func runClusdb(_ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:], timeout: Duration = .seconds(120)) throws -> CommandResult {
+    try runProcess(ClusdbBinary.path, arguments, stdin: stdin, environment: environment, timeout: timeout)
+}
+
+/// Runs `/bin/sh -c SCRIPT` with `$CLUSDB` set to the binary: for arguments a `Process` cannot
+/// pass (bytes that are not UTF-8) and for terminals (`script`).
+func runShell(_ script: String, stdin: Data? = nil, environment: [String: String] = [:], timeout: Duration = .seconds(120)) throws -> CommandResult {
+    try runProcess(
+        "/bin/sh", ["-c", script], stdin: stdin, environment: environment.merging(["CLUSDB": ClusdbBinary.path]) { $1 },
+        timeout: timeout)
+}
+
+/// Runs `executable ARGS` to completion (bounded by `timeout`), collecting stdout and stderr.
+func runProcess(
+    _ executable: String, _ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:], timeout: Duration = .seconds(120)
+) throws -> CommandResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: ClusdbBinary.path)
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     env["CLUSDB_CLUSTER"] = nil
@@ -60,7 +75,7 @@ func runClusdb(_ arguments: [String], stdin: Data? = nil, environment: [String: 
     while process.isRunning && ContinuousClock.now < deadline { usleep(5_000) }
     if process.isRunning {
         process.terminate()
-        Issue.record("clusdb \(arguments.joined(separator: " ")) timed out")
+        Issue.record("\(executable) \(arguments.joined(separator: " ")) timed out")
     }
     process.waitUntilExit()
     group.wait()
