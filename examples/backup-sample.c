@@ -7,6 +7,7 @@
  * the arguments are converted with mbstowcs under the user's locale.
  *
  * Build and run:
+ *   swift build --product clusapi
  *   cc examples/backup-sample.c -I include -L .build/debug -lclusapi -o backup-sample
  *   LD_LIBRARY_PATH=.build/debug ./backup-sample 127.0.0.1:7400 /var/backups/clusdb/19991215
  */

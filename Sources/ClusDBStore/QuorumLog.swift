@@ -15,12 +15,13 @@ import ClusDBModel
 ///   rename, directory fsync), so a segment always has a valid header.
 /// - ``append(_:)`` writes a whole group of entries with one `pwrite` and one `fdatasync`: an entry
 ///   counts as persisted only after that returns.
-/// - ``open(directory:)`` checks every record. Damage in the last segment with no valid record
-///   after it is a torn tail from a crash during a write (never acknowledged): it is cut off.
-///   Zeros after the last record are preallocated space, not damage.
-///   Damage followed by a valid record, in an earlier segment, or a gap in the indexes is
-///   corruption of acknowledged data: opening fails with `ERROR_CLUSTERLOG_CORRUPT` and changes
-///   nothing.
+/// - ``open(directory:segmentTargetBytes:)`` checks every record of every segment before it
+///   changes anything. Damage in the last segment followed by no record of a *later* group is a
+///   torn write of the last group (never acknowledged): it is cut off from the damage on.
+///   Zeros after the last record are preallocated space, not damage. Damage followed by a later
+///   group, in an earlier segment, or a gap in the indexes is corruption of acknowledged data
+///   (`ERROR_CLUSTERLOG_CORRUPT`); a checksummed record this build cannot read is
+///   `ERROR_REVISION_MISMATCH` or `ERROR_CLUSTERLOG_CORRUPT`. Either way nothing changes.
 ///
 /// Not thread-safe: one owner (the node's commit loop) calls it.
 public final class QuorumLog {
