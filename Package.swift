@@ -89,7 +89,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // Helpers the test targets share.
-        .target(name: "ClusDBTestSupport", path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
+        .target(name: "ClusDBTestSupport", dependencies: ["ClusDBStore"], path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "ClusDBModelTests", dependencies: ["ClusDBTestSupport", "ClusDBModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBStoreTests",
@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(
             name: "ClusDBServerTests",
             dependencies: [
-                "ClusDBServer", "ClusDBNode", "ClusDBModel",
+                "ClusDBServer", "ClusDBNode", "ClusDBModel", "ClusDBStore", "ClusAPI", "ClusDBTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),

@@ -5,30 +5,22 @@ import Foundation
 /// The two stages of the write path and who runs them (see ``ClusterNode``).
 extension ClusterNode {
     enum Admission {
-        /// The log stage is idle: the proposer commits its write itself.
-        case inline
         /// Queued; `wakeCommitThread` when the log stage just passed to the commit thread.
         case queued(wakeCommitThread: Bool)
         /// Not accepted.
         case refused(ClusterError)
     }
 
-    /// Decides under the lock: commit inline, queue, or refuse. Inline needs the log stage idle
-    /// and no other proposer in flight, so request threads block on fsync only when nobody
-    /// waits. A write that must be applied before it is answered also needs the apply stage idle,
-    /// so its inline apply continues the hive in order; one answered at commit leaves its apply
-    /// to the apply thread, in order behind the groups already there, while fewer than
-    /// ``Limits/committedEntriesMax`` wait.
+    /// Decides under the lock: queue for the commit thread, or refuse.
+    ///
+    /// A proposer never runs the log stage itself: the threads that propose are a network event
+    /// loop or a thread of Swift's cooperative pool (as many as cores), each shared with many
+    /// connections, and an fdatasync on one of them would stall every request it serves for as
+    /// long as the disk takes. The disk is the commit thread's alone (see "A slow disk stalls
+    /// writes, never everything" in docs/ARCHITECTURE.md).
     func admit(_ state: inout Shared, _ proposal: Proposal) -> Admission {
         if state.stopping { return .refused(ClusterError(.clusterShuttingDown, "the node is stopping")) }
         if let failure = state.failure { return .refused(Self.notWritten(failure)) }
-        if state.proposersInFlight == 1 && !state.leading && state.pending.isEmpty
-            && (proposal.command.outcomeKnownBeforeApply
-                ? state.committedEntries < Limits.committedEntriesMax : !state.applying && state.committed.isEmpty)
-        {
-            state.leading = true
-            return .inline
-        }
         if state.pending.count >= Limits.pendingProposalsMax {
             return .refused(ClusterError(.busy, "\(Limits.pendingProposalsMax) writes are already waiting; retry"))
         }
@@ -39,50 +31,6 @@ extension ClusterNode {
             return .queued(wakeCommitThread: true)
         }
         return .queued(wakeCommitThread: false)
-    }
-
-    /// Runs both stages for `mine` and whatever queued behind it, on the calling thread.
-    func commitInline(_ mine: Proposal) -> Result<CommitResult, ClusterError> {
-        let (queued, truncate) = shared.withLock { state -> ([Proposal], UInt64?) in
-            precondition(
-                state.leading && (mine.command.outcomeKnownBeforeApply || (!state.applying && state.committed.isEmpty)),
-                "inline commits need an idle log stage, and an idle apply stage to apply inline")
-            let truncate = state.truncateThrough
-            state.truncateThrough = nil
-            return (Self.takeGroup(from: &state.pending, reserving: mine.payload.count), truncate)
-        }
-        if let truncate { removeLog(through: truncate) }
-        var group = [mine] + queued
-        if let failure = shared.withLock({ $0.failure }) {
-            // Fail-stop: nothing is appended behind an entry the hive could not apply.
-            let refusal = Self.notWritten(failure)
-            for proposal in group.dropFirst() { proposal.answer?(.failure(refusal)) }
-            handOver()
-            return .failure(refusal)
-        }
-        let first: UInt64
-        switch appendGroup(group) {
-        case .failure(let error):
-            for proposal in group.dropFirst() { proposal.answer?(.failure(error)) }
-            handOver()
-            return .failure(error)
-        case .success(let index):
-            first = index
-        }
-        answerKnownOutcomes(&group, firstIndex: first)
-        if mine.command.outcomeKnownBeforeApply {
-            // Committed and answered: the apply thread applies the group off this request's path.
-            enqueueForApply(CommittedGroup(proposals: group, firstIndex: first))
-            handOver()
-            return .success(CommitResult(index: first, outcome: .done))
-        }
-        let results = applyGroup(CommittedGroup(proposals: group, firstIndex: first))
-        precondition(results.count == group.count, "one result per proposal")
-        for (proposal, result) in zip(group.dropFirst(), results.dropFirst()) {
-            proposal.answer?(result)
-        }
-        handOver()
-        return results[0]
     }
 
     /// Answers the proposals whose outcome is known as soon as they are committed, and clears
@@ -135,28 +83,31 @@ extension ClusterNode {
                 defer { state.commitThreadLeads = false }
                 return (state.commitThreadLeads, state.threadsExit)
             }
-            if leads {
-                while let (group, truncate) = nextGroup() {
-                    if let truncate { removeLog(through: truncate) }
-                    if group.isEmpty { continue }
-                    if let failure = shared.withLock({ $0.failure }) {
-                        // Fail-stop: nothing is appended behind an entry the hive could not apply.
-                        for proposal in group { proposal.answer?(.failure(Self.notWritten(failure))) }
-                        continue
-                    }
-                    switch appendGroup(group) {
-                    case .failure(let error):
-                        for proposal in group { proposal.answer?(.failure(error)) }
-                    case .success(let first):
-                        var answered = group
-                        answerKnownOutcomes(&answered, firstIndex: first)
-                        enqueueForApply(CommittedGroup(proposals: answered, firstIndex: first))
-                    }
-                }
-            }
+            if leads { runLogStage() }
             if exit && !leads {
                 threadFinished.signal()
                 return
+            }
+        }
+    }
+
+    /// Appends group after group while any are queued, then releases the log stage.
+    private func runLogStage() {
+        while let (group, truncate) = nextGroup() {
+            if let truncate { removeLog(through: truncate) }
+            if group.isEmpty { continue }
+            if let failure = shared.withLock({ $0.failure }) {
+                // Fail-stop: nothing is appended behind an entry the hive could not apply.
+                for proposal in group { proposal.answer?(.failure(Self.notWritten(failure))) }
+                continue
+            }
+            switch appendGroup(group) {
+            case .failure(let error):
+                for proposal in group { proposal.answer?(.failure(error)) }
+            case .success(let first):
+                var answered = group
+                answerKnownOutcomes(&answered, firstIndex: first)
+                enqueueForApply(CommittedGroup(proposals: answered, firstIndex: first))
             }
         }
     }
@@ -173,7 +124,7 @@ extension ClusterNode {
             precondition(state.leading, "the commit thread appends only while it leads")
             let truncate = state.truncateThrough
             state.truncateThrough = nil
-            let group = Self.takeGroup(from: &state.pending, reserving: 0)
+            let group = Self.takeGroup(from: &state.pending)
             if group.isEmpty && truncate == nil {
                 state.leading = false
                 return nil
@@ -212,8 +163,7 @@ extension ClusterNode {
                     return Self.takeApplyBatch(from: &state)
                 }) else { break }
                 let results = applyGroup(group)
-                // Proposals without an answer were answered at commit (or are an inline
-                // leader's own, already answered).
+                // Proposals without an answer were answered at commit.
                 for (proposal, result) in zip(group.proposals, results) {
                     proposal.answer?(result)
                 }
@@ -250,19 +200,16 @@ extension ClusterNode {
         return batch
     }
 
-    /// Takes the next group off the queue. `reserved` is the payload size of a proposal already
-    /// in the group (an inline leader's own), 0 when there is none. A group always takes its
-    /// first entry, however large; after that it stops at either limit.
-    static func takeGroup(from pending: inout [Proposal], reserving reserved: Int) -> [Proposal] {
+    /// Takes the next group off the queue. A group always takes its first entry, however large;
+    /// after that it stops at ``Limits/groupCommitEntriesMax`` or ``Limits/groupCommitBytesMax``.
+    static func takeGroup(from pending: inout [Proposal]) -> [Proposal] {
         var taken = 0
-        var bytes = reserved
-        var entries = reserved > 0 ? 1 : 0
-        while taken < pending.count && entries < Limits.groupCommitEntriesMax {
+        var bytes = 0
+        while taken < pending.count && taken < Limits.groupCommitEntriesMax {
             let size = pending[taken].payload.count
-            if entries > 0 && bytes + size > Limits.groupCommitBytesMax { break }
+            if taken > 0 && bytes + size > Limits.groupCommitBytesMax { break }
             bytes += size
             taken += 1
-            entries += 1
         }
         let group = Array(pending.prefix(taken))
         pending.removeFirst(taken)

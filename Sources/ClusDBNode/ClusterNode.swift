@@ -21,12 +21,12 @@ import Synchronization
 ///   (``HiveCommand/outcomeKnownBeforeApply``) is answered at commit instead; ``read(_:)`` waits
 ///   for the apply stage, so reads still see every answered write.
 ///
-/// Who does the work: a lone proposer that finds the log stage idle runs it for its own write on
-/// its own thread, so an uncontended write crosses no thread; it applies its write too when the
-/// answer depends on it, else leaves that to the apply thread. When writes queue up, the commit
-/// thread takes the log stage and keeps it, group after group, while the apply thread applies the
-/// previous groups: the fsync of one group overlaps the SQLite work of the ones before. The apply
-/// thread lets answered groups gather briefly and applies them in one transaction.
+/// Who does the work: proposers only queue. The commit thread takes the log stage and keeps it,
+/// group after group, while the apply thread applies the previous groups: the fsync of one group
+/// overlaps the SQLite work of the ones before. No request thread (a network event loop, a thread
+/// of the cooperative pool) ever waits for the disk, so a slow disk delays writes and nothing
+/// else. The apply thread lets answered groups gather briefly and applies them in one
+/// transaction.
 ///
 /// With one member the durable append on the only member is the commit; the replication issue
 /// puts the Raft replica between append and commit without changing this interface.
@@ -56,7 +56,7 @@ public final class ClusterNode: Sendable {
     struct Proposal {
         var command: HiveCommand
         var payload: [UInt8]
-        /// nil for an inline leader's own proposal, which it answers by returning.
+        /// nil once answered (writes whose outcome is known are answered at commit).
         var answer: ProposalAnswer?
     }
 
@@ -68,9 +68,6 @@ public final class ClusterNode: Sendable {
 
     struct Shared {
         var pending: [Proposal] = []
-        /// Proposers inside ``propose(_:)`` right now. Only a lone proposer commits inline: with
-        /// company, the commit thread batches them without blocking request threads on fsync.
-        var proposersInFlight = 0
         /// True while some thread holds the log stage: only it touches ``CommitLoop``.
         var leading = false
         /// Set when the log stage passed to the commit thread.
@@ -245,11 +242,9 @@ public final class ClusterNode: Sendable {
     ///   `ERROR_FILE_NOT_FOUND` is an outcome, committed like any other).
     /// - Throws: `ERROR_INVALID_PARAMETER` for invalid input (nothing is logged), `ERROR_BUSY` when
     ///   the queue is full, `ERROR_CLUSTER_SHUTTING_DOWN` while stopping, I/O errors.
-    /// - Important: on an idle node the caller's thread does the blocking file I/O (write,
-    ///   fdatasync, SQLite) of its own write.
+    /// The caller's thread never does the write's file I/O: it suspends until the commit or
+    /// apply thread answers.
     public func propose(_ command: HiveCommand) async throws(ClusterError) -> CommitResult {
-        // An inline commit answers inside the closure, and the await then returns on this thread
-        // without suspending.
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<CommitResult, ClusterError>, Never>) in
             propose(command) { continuation.resume(returning: $0) }
         }
@@ -259,9 +254,8 @@ public final class ClusterNode: Sendable {
     /// Proposes a change and calls `answer` once with the outcome ``propose(_:)`` would return or
     /// throw: for callers that must not suspend, such as a handler on a network event loop.
     ///
-    /// - Important: on an idle node the caller's thread does the blocking file I/O of its own
-    ///   write and `answer` runs before this returns; otherwise `answer` runs later on the node's
-    ///   commit or apply thread, and must only hand the result on, never block.
+    /// - Important: `answer` runs on the node's commit or apply thread (or, for a refusal, before
+    ///   this returns) and must only hand the result on, never block.
     public func propose(_ command: HiveCommand, answer: @escaping ProposalAnswer) {
         let payload: [UInt8]
         do {
@@ -270,21 +264,9 @@ public final class ClusterNode: Sendable {
             answer(.failure(error))
             return
         }
-        // Counted in flight until answered, like an awaiting proposer: a second write arriving
-        // meanwhile must queue rather than commit inline.
-        let queued = Proposal(command: command, payload: payload) { [self] result in
-            shared.withLock { $0.proposersInFlight -= 1 }
-            answer(result)
-        }
-        let admission = shared.withLock { state in
-            state.proposersInFlight += 1
-            return admit(&state, queued)
-        }
+        let queued = Proposal(command: command, payload: payload, answer: answer)
+        let admission = shared.withLock { state in admit(&state, queued) }
         switch admission {
-        case .inline:
-            var mine = queued
-            mine.answer = nil
-            queued.answer?(commitInline(mine))
         case .refused(let error): queued.answer?(.failure(error))
         case .queued(let wakeCommitThread): if wakeCommitThread { commitWake.signal() }
         }

@@ -114,37 +114,24 @@ struct ProposeAnswerTests {
         #expect(ClusterNode.takeApplyBatch(from: &byBytes).firstIndex == 2)
     }
 
-    @Test("A long apply queue stops inline commits; the proposer queues for the commit thread instead")
-    func applyQueueBound() throws {
+    @Test("A proposer never runs the log stage: the first queued write wakes the commit thread, later ones only queue")
+    func proposersOnlyQueue() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
         defer { node.stop() }
         var state = Self.state([])
-        state.proposersInFlight = 1
-        state.applying = true
-        state.committedEntries = Limits.committedEntriesMax - 1
         let known = try Self.group(first: 1, count: 1).proposals[0]
-        #expect(known.command.outcomeKnownBeforeApply)
-        guard case .inline = node.admit(&state, known) else {
-            Issue.record("a write answered at commit commits inline beside a busy apply stage")
+        guard case .queued(wakeCommitThread: true) = node.admit(&state, known) else {
+            Issue.record("the first write on an idle node must go to the commit thread")
             return
         }
-        state.leading = false
-        state.committedEntries = Limits.committedEntriesMax
-        guard case .queued = node.admit(&state, known) else {
-            Issue.record("past the bound the proposer must queue")
+        #expect(state.leading && state.commitThreadLeads && state.pending.count == 1)
+        guard case .queued(wakeCommitThread: false) = node.admit(&state, known) else {
+            Issue.record("a write behind a leading commit thread only queues")
             return
         }
-        state.pending.removeAll()
-        state.leading = false
-        state.committedEntries = 0
-        var unknown = known
-        unknown.command = .deleteValue(key: try KeyPath("K"), name: "v")
-        guard case .queued = node.admit(&state, unknown) else {
-            Issue.record("a write answered once applied needs an idle apply stage to commit inline")
-            return
-        }
+        #expect(state.pending.count == 2)
     }
 
     @Test("The apply stage gathers only while nobody waits for it, and the first to hurry it wakes it")
