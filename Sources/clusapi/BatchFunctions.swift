@@ -37,7 +37,7 @@ public func ClusterRegBatchAddCommand(
         try batch.batch.withLock { (commands) throws(ClusterError) in
             switch command {
             case 1:
-                let bytes = data.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(size))) } ?? []
+                let bytes = try CBridge.valueData(data, size: size)
                 commands.setValue(name: text, value: try RegistryValue(type: try ValueType.checked(options), win32Bytes: bytes))
             case 2: try commands.createKey(text)
             case 3: try commands.deleteKey(text)

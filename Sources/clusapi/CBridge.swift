@@ -47,6 +47,22 @@ enum CBridge {
         return String(scalars)
     }
 
+    /// Reads a caller's value data (`lpData`, `cbData`), the same way in single calls and batch
+    /// commands: NULL data with a non-zero size is refused, and so is a size over the largest
+    /// value before a single byte is read (a wrong `cbData` must fail, not read past the
+    /// caller's buffer).
+    /// - Throws: `ERROR_INVALID_PARAMETER` naming the problem.
+    static func valueData(_ data: UnsafeRawPointer?, size: UInt32) throws(ClusterError) -> [UInt8] {
+        guard Int(size) <= Limits.valueDataMaxBytes else {
+            throw ClusterError(.invalidParameter, "cbData is \(size) bytes; a value holds at most \(Limits.valueDataMaxBytes)")
+        }
+        guard let data else {
+            guard size == 0 else { throw ClusterError(.invalidParameter, "lpData is NULL but cbData is \(size)") }
+            return []
+        }
+        return Array(UnsafeRawBufferPointer(start: data, count: Int(size)))
+    }
+
     /// Copies `text` with its NUL into a caller's buffer of `*capacity` characters. Sets
     /// `*capacity` to the length without the NUL; `ERROR_MORE_DATA` when it does not fit.
     static func copy(_ text: String, to buffer: UnsafeMutablePointer<wchar_t>?, capacity: UnsafeMutablePointer<UInt32>?) -> Win32Error {

@@ -98,8 +98,7 @@ public func ClusterRegSetValue(
     call { () throws(ClusterError) -> Win32Error in
         let target = try key(handle)
         let name = try CBridge.string(valueName) ?? ""
-        let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: Int(size))) } ?? []
-        guard data != nil || size == 0 else { throw ClusterError(.invalidParameter, "lpData is NULL but cbData is \(size)") }
+        let bytes = try CBridge.valueData(data.map { UnsafeRawPointer($0) }, size: size)
         let value = try RegistryValue(type: try ValueType.checked(type), win32Bytes: bytes)
         _ = try CBridge.wait { () throws(ClusterError) in
             try await target.cluster.setValue(key: target.path, name: name, value: value)

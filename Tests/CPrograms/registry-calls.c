@@ -48,6 +48,11 @@ int main(int argc, char *argv[])
     DWORD port = 8080;
     check("ClusterRegSetValue REG_DWORD", ClusterRegSetValue(web, L"Port", REG_DWORD, (const BYTE *)&port, 4), ERROR_SUCCESS);
     check("ClusterRegSetValue REG_DWORD of 3 bytes", ClusterRegSetValue(web, L"Bad", REG_DWORD, (const BYTE *)&port, 3), ERROR_INVALID_PARAMETER);
+    /* A size that cannot be the buffer's is refused before anything is read from it. */
+    check("ClusterRegSetValue cbData past any value", ClusterRegSetValue(web, L"Bad", REG_BINARY, (const BYTE *)&port, 0xFFFFFFFFu), ERROR_INVALID_PARAMETER);
+    check("ClusterRegSetValue NULL data with a size", ClusterRegSetValue(web, L"Bad", REG_BINARY, NULL, 5), ERROR_INVALID_PARAMETER);
+    check("ClusterRegSetValue NULL data, size 0", ClusterRegSetValue(web, L"Empty", REG_BINARY, NULL, 0), ERROR_SUCCESS);
+    check("ClusterRegDeleteValue Empty", ClusterRegDeleteValue(web, L"Empty"), ERROR_SUCCESS);
 
     DWORD type = 0, size = 0;
     check("ClusterRegQueryValue size only", ClusterRegQueryValue(web, L"name", &type, NULL, &size), ERROR_SUCCESS);
@@ -100,6 +105,19 @@ int main(int argc, char *argv[])
     check("failed command", failed, 2);
     HKEY g2 = NULL;
     check("nothing of the failed batch", ClusterRegOpenKey(root, L"Groups\\G2", KEY_READ, &g2), ERROR_FILE_NOT_FOUND);
+
+    /* Batch commands read data the way single calls do: NULL with a size, or a size past any
+       value, is refused at once and fails the batch at commit, naming the command. */
+    ClusterRegCreateBatch(root, &batch);
+    ClusterRegBatchAddCommand(batch, CLUSREG_CREATE_KEY, L"Groups\\G3", 0, NULL, 0);
+    check("batch NULL data with a size", ClusterRegBatchAddCommand(batch, CLUSREG_SET_VALUE, L"V", REG_BINARY, NULL, 5), ERROR_INVALID_PARAMETER);
+    check("batch with NULL data fails", ClusterRegCloseBatch(batch, TRUE, &failed), ERROR_INVALID_PARAMETER);
+    check("batch failed command", failed, 1);
+    ClusterRegCreateBatch(root, &batch);
+    check("batch cbData past any value", ClusterRegBatchAddCommand(batch, CLUSREG_SET_VALUE, L"V", REG_BINARY, &one, 0xFFFFFFFFu), ERROR_INVALID_PARAMETER);
+    ClusterRegCloseBatch(batch, FALSE, &failed);
+    HKEY g3 = NULL;
+    check("nothing of the refused batch", ClusterRegOpenKey(root, L"Groups\\G3", KEY_READ, &g3), ERROR_FILE_NOT_FOUND);
 
     check("ClusterRegDeleteKey with subkeys", ClusterRegDeleteKey(root, L"Groups"), ERROR_ACCESS_DENIED);
     check("ClusterRegDeleteValue", ClusterRegDeleteValue(web, L"Port"), ERROR_SUCCESS);

@@ -19,12 +19,17 @@ struct BackupFuzzTests {
         let rounds = 1 + Int(random.next() % 4)
         for _ in 0..<rounds {
             let position = bytes.isEmpty ? 0 : Int(random.next() % UInt64(bytes.count))
-            switch random.next() % 6 {
+            switch random.next() % 7 {
             case 0 where !bytes.isEmpty: bytes[position] ^= UInt8(1 << (random.next() % 8))
             case 1 where !bytes.isEmpty: bytes[position] = UInt8(truncatingIfNeeded: random.next())
             case 2: bytes.insert(contentsOf: (0..<(1 + random.next() % 16)).map { _ in UInt8(truncatingIfNeeded: random.next()) }, at: position)
             case 3 where !bytes.isEmpty: bytes.removeSubrange(position..<min(bytes.count, position + 1 + Int(random.next() % 64)))
             case 4: bytes = Array(bytes.prefix(position))
+            case 5:
+                // 64-bit header fields (indexes, terms, counts) at their extremes.
+                let values: [UInt64] = [0, 1, UInt64.max, UInt64.max - 1, 1 << 63, UInt64(UInt32.max) + 1]
+                let value = values[Int(random.next() % UInt64(values.count))]
+                for offset in 0..<8 where position + offset < bytes.count { bytes[position + offset] = UInt8((value >> (8 * offset)) & 0xFF) }
             default:
                 // Interesting values: lengths and counts at their bounds.
                 let values: [UInt32] = [0, 1, 0x7FFF_FFFF, 0xFFFF_FFFF, UInt32(LogRecord.bodyMaxSize), 17]
@@ -72,6 +77,41 @@ struct BackupFuzzTests {
             }
         }
         #expect(refused > Self.iterations / 2)
+    }
+
+    @Test("Manifest indexes and terms at their extremes are refused with 5087, never a trap")
+    func extremeManifestFields() throws {
+        let fixture = try BackupFixture()
+        let backup = try fixture.writeBackup()
+        let manifest = try BackupVerifier.verify(backup).manifest
+        let path = FileSystem.join(backup, BackupLayout.quorumLogName)
+        let extremes: [UInt64] = [0, 1, UInt64.max, UInt64.max - 1, 1 << 63]
+        for checkpoint in extremes + [manifest.checkpointIndex] {
+            for last in extremes + [manifest.lastIndex] {
+                for term in [0, UInt64.max, manifest.term] {
+                    if checkpoint == manifest.checkpointIndex && last == manifest.lastIndex && term == manifest.term { continue }
+                    do {
+                        try BackupQuorumLog.read(path: path, checkpointIndex: checkpoint, lastIndex: last, term: term)
+                        #expect(last <= checkpoint || last == manifest.lastIndex, "read \(checkpoint)...\(last) term \(term)")
+                    } catch {
+                        #expect(error.code == .databaseBackupCorrupt)
+                    }
+                }
+            }
+        }
+        // And the manifest itself with those numbers: parsed or refused, never a trap.
+        let text = String(decoding: try Self.read(FileSystem.join(backup, BackupLayout.manifestName)), as: UTF8.self)
+        for field in ["checkpointIndex", "lastIndex", "term", "keys", "values", "size", "formatVersion"] {
+            for value in ["18446744073709551615", "18446744073709551616", "-1", "1e30", "0"] {
+                let mutated = text.replacingOccurrences(
+                    of: #""\#(field)"\s*:\s*[0-9]+"#, with: "\"\(field)\": \(value)", options: .regularExpression)
+                do {
+                    _ = try BackupManifest(jsonBytes: Array(mutated.utf8))
+                } catch {
+                    #expect(error.code == .databaseBackupCorrupt)
+                }
+            }
+        }
     }
 
     @Test("Mutated checkpoint images pass SQLite's integrity check or are refused")
