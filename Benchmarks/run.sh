@@ -9,6 +9,9 @@
 # Needs: apt-get install -y wrk etcd-server python3. Loopback only; both servers are stopped by
 # PID and their data deleted at the end.
 # Env: REPS=3 DUR=10s CONFIGS="1:1 2:16 2:64" IMPORT_N=100000 SHARED=../shared
+#      CLUSDB_BIN=path   measure this clusdb binary instead of building one
+#      CLUSDB_B=path     also measure a second binary (target clusdb-b) in the same run, e.g. the
+#                        build before a change (A/B); IMPORT_N=0 skips the import
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared}
@@ -21,9 +24,14 @@ if [ -n "$LOG" ]; then exec > >(tee "$LOG") 2>&1; fi
 for tool in wrk etcd python3; do command -v $tool >/dev/null || { echo "missing $tool (apt-get install -y wrk etcd-server python3)"; exit 1; }; done
 [ -f "$ETCD_PUT_LUA" ] || { echo "missing $ETCD_PUT_LUA (set SHARED)"; exit 1; }
 
-echo "# building clusdb (release)"
-(cd "$ROOT" && swift build -c release --product clusdb 2>&1 | tail -1)
-CLUSDB=$(cd "$ROOT" && swift build -c release --show-bin-path)/clusdb
+if [ -n "${CLUSDB_BIN:-}" ]; then
+  CLUSDB=$CLUSDB_BIN
+else
+  echo "# building clusdb (release)"
+  (cd "$ROOT" && swift build -c release --product clusdb 2>&1 | tail -1)
+  CLUSDB=$(cd "$ROOT" && swift build -c release --show-bin-path)/clusdb
+fi
+CLUSDB_B=${CLUSDB_B:-}; CLUSDB_B_EP=127.0.0.1:23982
 
 TMP=$(mktemp -d /tmp/clusdb-bench.XXXXXX)
 source "$ROOT/Benchmarks/servers.sh"
@@ -32,25 +40,40 @@ echo "# machine: $(nproc) cores, $(uname -r); etcd $(etcd --version | head -1 | 
 echo "# disk under /tmp: $(df -h /tmp | tail -1 | awk '{print $1, $2}')"
 start_etcd
 start_clusdb
+if [ -n "$CLUSDB_B" ]; then
+  CLUSDB_B_PID=""
+  CLUSDB_LOG_LEVEL=warning "$CLUSDB_B" serve --data-dir "$TMP/clusdb-b" --client-addr "$CLUSDB_B_EP" --peer-addr 127.0.0.1:23983 \
+    > "$TMP/clusdb-b.out" 2> "$TMP/clusdb-b.log" &
+  CLUSDB_B_PID=$!
+  trap 'stop "$CLUSDB_B_PID"; cleanup' EXIT
+  for _ in $(seq 1 100); do grep -q "serving clients" "$TMP/clusdb-b.out" 2>/dev/null && break; sleep 0.1; done
+fi
+TARGETS="etcd clusdb"; [ -n "$CLUSDB_B" ] && TARGETS="etcd clusdb clusdb-b"
 
 run=0
 for rep in $(seq 1 "$REPS"); do
   for config in $CONFIGS; do
     threads=${config%%:*}; conns=${config##*:}
-    # Alternate which target goes first, so neither always runs on a warmer machine.
-    if [ $((rep % 2)) -eq 1 ]; then order="etcd clusdb"; else order="clusdb etcd"; fi
+    # Alternate which target goes first, so none always runs on a warmer machine.
+    if [ $((rep % 2)) -eq 1 ]; then order="$TARGETS"; else order=$(echo "$TARGETS" | tr ' ' '\n' | tac | tr '\n' ' '); fi
     for target in $order; do
       run=$((run + 1)); base=$((run * 100000000))
       if [ "$target" = etcd ]; then
         line=$(wrk -t"$threads" -c"$conns" -d"$DUR" -s "$ETCD_PUT_LUA" "http://$ETCD_EP" -- conns="$conns" base="$base" target=etcd | grep '^RESULT')
       else
-        line=$(wrk -t"$threads" -c"$conns" -d"$DUR" -s "$ROOT/Benchmarks/clusdb_put.lua" "http://$CLUSDB_EP" -- conns="$conns" base="$base" target=clusdb | grep '^RESULT')
+        endpoint=$CLUSDB_EP; [ "$target" = clusdb-b ] && endpoint=$CLUSDB_B_EP
+        line=$(wrk -t"$threads" -c"$conns" -d"$DUR" -s "$ROOT/Benchmarks/clusdb_put.lua" "http://$endpoint" -- conns="$conns" base="$base" target="$target" | grep '^RESULT')
       fi
       echo "$line rep=$rep" | tee -a "$TMP/results.txt"
     done
   done
 done
 
+if [ "$IMPORT_N" = 0 ]; then
+  echo "# summary (medians over reps; ratio = clusdb / etcd for throughput)"
+  python3 "$ROOT/Benchmarks/summarize.py" "$TMP/results.txt"
+  exit 0
+fi
 echo "# import of $IMPORT_N values"
 python3 "$ROOT/Benchmarks/make_import.py" "$TMP/import.json" "$IMPORT_N"
 for rep in $(seq 1 "$REPS"); do

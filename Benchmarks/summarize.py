@@ -23,6 +23,15 @@ for conns in sorted({c for _, c in writes}):
     e, c = median("etcd", 0), median("clusdb", 0)
     print(f"| {conns} | {e:,.0f} | {c:,.0f} | {c / e:.2f} | {median('etcd', 1):.3f} / {median('etcd', 2):.3f} "
           f"| {median('clusdb', 1):.3f} / {median('clusdb', 2):.3f} |")
+if any(target == "clusdb-b" for target, _ in writes):
+    print()
+    print("| clients | clusdb-b writes/s | ratio to etcd | ClusDB / clusdb-b | clusdb-b p50 / p99 ms |")
+    print("|---|---|---|---|---|")
+    for conns in sorted({c for _, c in writes}):
+        def median_b(target, column):
+            return statistics.median(r[column] for r in writes[(target, conns)])
+        e, c, b = median_b("etcd", 0), median_b("clusdb", 0), median_b("clusdb-b", 0)
+        print(f"| {conns} | {b:,.0f} | {b / e:.2f} | {c / b:.2f} | {median_b('clusdb-b', 1):.3f} / {median_b('clusdb-b', 2):.3f} |")
 if imports:
     e, c = statistics.median(imports["etcd"]), statistics.median(imports["clusdb"])
     print()
