@@ -232,7 +232,11 @@ struct ConnectionLimitsTests {
         defer { dir.remove() }
         let server = try ServerProcess(
             dataDirectory: dir.file("data"),
-            environment: ["CLUSDB_SERVER_LIMITS": "requestHeadSeconds=1,requestBodySeconds=1,connectionIdleSeconds=1"])
+            environment: [
+                "CLUSDB_SERVER_LIMITS": "requestHeadSeconds=1,requestBodySeconds=1,connectionIdleSeconds=1",
+                // Each close is logged naming its limit (idle closes at debug level).
+                "CLUSDB_LOG_LEVEL": "debug",
+            ])
         defer { server.stop() }
         // A head that never completes.
         let slowHead = try TestSocket(port: server.port)
@@ -248,6 +252,13 @@ struct ConnectionLimitsTests {
         #expect(slowHead.waitForClose() == .closed)
         #expect(slowBody.waitForClose() == .closed)
         #expect(idle.waitForClose() == .closed)
+        let log = server.stderrText
+        for line in [
+            "request head was not complete within requestHeadSeconds", "request body was not complete in time (requestBodySeconds",
+            "idle for connectionIdleSeconds",
+        ] {
+            #expect(log.contains(line), "the log has no \"\(line)\"")
+        }
         // Nothing of the unfinished write was applied, and the node serves the next client.
         let fresh = try TestSocket(port: server.port)
         fresh.send(TestSocket.post("registry/query-value", #"{"key":"K","name":"v"}"#))
