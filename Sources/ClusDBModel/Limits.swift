@@ -15,13 +15,55 @@ public enum Limits {
     public static let batchCommandsMax = 1 << 20
     /// Largest encoded command (one quorum-log record payload), in bytes.
     public static let commandEncodedMaxBytes = 64 << 20
-    /// Largest HTTP request body the service reads, in bytes (JSON of the largest command).
-    public static let requestBodyMaxBytes = 256 << 20
+    /// Largest HTTP request body the service reads for every endpoint but the batch endpoint, in
+    /// bytes: a set-value of the largest value (``valueDataMaxBytes`` as JSON: hex doubles it,
+    /// `\u0001` escapes of a string multiply it by three) fits with room to spare. Larger bodies
+    /// are refused with `ERROR_INVALID_PARAMETER` naming this limit.
+    public static let requestBodyMaxBytes = 16 << 20
+    /// Largest HTTP request body of `POST /v1/registry/batch`, in bytes: an import is one atomic
+    /// batch (up to ``batchCommandsMax`` commands and ``commandEncodedMaxBytes`` encoded), and its
+    /// JSON is larger than its encoding. ``requestBytesBufferedMax`` keeps several of them from
+    /// exhausting memory together.
+    public static let batchRequestBodyMaxBytes = 256 << 20
+    /// Most client connections open at once across the service; a connection beyond it is answered
+    /// `503` with `ERROR_BUSY` naming this limit and closed. The service raises its soft limit on open
+    /// files to fit it.
+    public static let connectionsMax = 4_096
+    /// Most requests in flight across the service (head received, answer not yet written to its
+    /// end); a request beyond it is answered `503` with `ERROR_BUSY` naming this limit, and the
+    /// connection stays open.
+    public static let requestsInFlightMax = 1_024
+    /// Most request-body bytes the service holds at once for requests not yet answered, across all
+    /// connections. A request whose declared `Content-Length` does not fit is answered `503` with
+    /// `ERROR_BUSY` naming this limit; a body without a length that outgrows it closes its connection
+    /// (no answer is possible in the middle of a body). Larger than one batch body, so a largest
+    /// import always fits on an otherwise quiet node.
+    public static let requestBytesBufferedMax = 512 << 20
+    /// Seconds a request head may take from its first byte until it is complete; past it the
+    /// connection is closed (the head is incomplete, so there is nothing to answer).
+    public static let requestHeadSeconds = 10
+    /// Seconds a request body may take, from its head to its end, plus one second for every
+    /// ``requestBodyMinBytesPerSecond`` bytes received: a large import over a slow link is fine, a
+    /// client dripping bytes is not. Past it the connection is closed.
+    public static let requestBodySeconds = 30
+    /// The slowest body rate that earns more time (see ``requestBodySeconds``), in bytes per second.
+    public static let requestBodyMinBytesPerSecond = 64 << 10
+    /// Seconds a keep-alive connection may sit idle (no request being read, no answer owed)
+    /// before the service closes it.
+    public static let connectionIdleSeconds = 60
+    /// Seconds an answer may wait for a client that takes no bytes (the connection's send buffer
+    /// stays full) before the service closes the connection. For a streamed backup this ends the
+    /// backup and releases its pin on the node's checkpoint, so checkpoints resume.
+    public static let answerStallSeconds = 30
     /// Request parts (heads, body chunks, ends) a connection may pipeline behind a write that the
     /// event-loop fast path has handed to the node; they wait until it is answered, and reading
     /// pauses meanwhile, so only what one socket read decoded can pile up. Past it the service
     /// closes the connection.
     public static let pipelinedRequestPartsMax = 4_096
+    /// Requests one connection may have sent whose answers are not yet written (HTTP/1.1
+    /// pipelining); past it the service closes the connection. One socket read decodes at most
+    /// 64 KiB, so a client that waits for its answers never comes near it.
+    public static let pipelinedRequestsMax = 4_096
     /// Most proposals waiting for the commit loop; beyond it writers get `ERROR_BUSY`.
     public static let pendingProposalsMax = 16_384
     /// Most log entries one group commit writes with a single fdatasync.

@@ -4,6 +4,7 @@ import ClusDBNode
 import ClusDBStore
 import Foundation
 import Hummingbird
+import Logging
 
 /// The HTTP/JSON client API of `docs/HTTP_API.md`: every endpoint is `POST /v1/...` with a JSON
 /// body (key paths contain backslashes, which JSON carries without URL escaping), except
@@ -11,6 +12,7 @@ import Hummingbird
 struct ClientAPI: Sendable {
     let node: ClusterNode
     let peerAddress: String
+    let logger: Logger
 
     /// Registers every endpoint on `router`.
     func register(on router: Router<BasicRequestContext>) {
@@ -65,11 +67,21 @@ struct ClientAPI: Sendable {
                 let source = SourceBox(source: try await node.openBackup())
                 return Response(
                     status: .ok, headers: [.contentType: "application/octet-stream"],
-                    body: ResponseBody { writer in
+                    body: ResponseBody { [logger] writer in
+                        // Closing the source releases the node's pin, so checkpoints resume: on
+                        // success, and when the connection is closed under a write — the client
+                        // went away, or took no bytes for Limits.answerStallSeconds (ConnectionGuard).
                         defer { source.source.close() }
                         var producer = BackupStreamProducer(source: source.source)
-                        while let bytes = producer.next() { try await writer.write(ByteBuffer(bytes: bytes)) }
-                        try await writer.finish(nil)
+                        do {
+                            while let bytes = producer.next() { try await writer.write(ByteBuffer(bytes: bytes)) }
+                            try await writer.finish(nil)
+                        } catch {
+                            logger.warning(
+                                "a streamed backup ended before it was complete; its pin on checkpoints is released",
+                                metadata: ["error": "\(error)"])
+                            throw error
+                        }
                     })
             } catch {
                 return failure(error)
@@ -77,7 +89,7 @@ struct ClientAPI: Sendable {
         }
         router.post("\(prefix)/registry/export") { request, _ -> Response in
             do {
-                let body: ClientProtocol.KeyRequest = try await decode(request)
+                let body: ClientProtocol.KeyRequest = try await decode(request, maxBytes: Limits.requestBodyMaxBytes)
                 let path = try KeyPath(body.key)
                 let tree = try await node.read { (hive) throws(ClusterError) in try await hive.export(path) }
                 return Response(
@@ -96,7 +108,7 @@ struct ClientAPI: Sendable {
     ) {
         router.post("\(ClientProtocol.prefix)/\(path)") { request, _ -> Response in
             do {
-                let body: Body = try await decode(request)
+                let body: Body = try await decode(request, maxBytes: ServerLimits.bodyMaxBytes(path: request.head.path))
                 return json(try await handler(body))
             } catch {
                 return failure(error)
@@ -131,9 +143,17 @@ private struct SourceBox: @unchecked Sendable {
     let source: BackupSource
 }
 
-/// Reads and decodes a JSON request body.
-private func decode<T: Decodable>(_ request: Request) async throws -> T {
-    let buffer = try await request.body.collect(upTo: Limits.requestBodyMaxBytes)
+/// Reads and decodes a JSON request body of at most `maxBytes`.
+private func decode<T: Decodable>(_ request: Request, maxBytes: Int) async throws -> T {
+    let buffer: ByteBuffer
+    do {
+        buffer = try await request.body.collect(upTo: maxBytes)
+    } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+        // Hummingbird's collect throws NIOTooManyBytesError, which says nothing of the limit.
+        throw ClusterError(
+            .invalidParameter,
+            "the request body is over \(maxBytes) bytes, the limit of this endpoint (\(ServerLimits.bodyLimitName(path: request.head.path)))")
+    }
     // The hottest body skips JSONDecoder when it is plain (see FastJSON); anything else, including
     // every malformed body, takes the full decoder and its error messages.
     if T.self == ClientProtocol.SetValueRequest.self,

@@ -28,11 +28,18 @@ public enum ClusDBServer {
         let node = try ClusterNode(configuration: configuration.node, logger: logger)
         defer { node.stop() }
         let router = Router()
-        ClientAPI(node: node, peerAddress: configuration.node.peerAddress).register(on: router)
+        ClientAPI(node: node, peerAddress: configuration.node.peerAddress, logger: logger).register(on: router)
+        let load = ServerLoad(limits: configuration.limits)
+        raiseOpenFileLimit(toFit: configuration.limits.connectionsMax, logger: logger)
         let app = Application(
             router: router,
-            // set-value, the hottest request, is answered on the event loop (see SetValueHandler).
-            server: .http1(configuration: .init(additionalChannelHandlers: [SetValueHandler(node: node, logger: logger)])),
+            // Every connection first passes its ConnectionGuard (caps and timeouts); set-value, the
+            // hottest request, is then answered on the event loop (see SetValueHandler).
+            // Hummingbird's own idleTimeout stays off: see ConnectionGuard for why it does not fit.
+            server: .http1(
+                configuration: .init(additionalChannelHandlers: [
+                    ConnectionGuard(load: load, logger: logger), SetValueHandler(node: node, logger: logger),
+                ])),
             configuration: .init(
                 address: .hostname(configuration.clientHost, port: configuration.clientPort), serverName: "clusdb"),
             onServerRunning: { [configuration] channel in
@@ -48,6 +55,27 @@ public enum ClusDBServer {
             try await group.run()
         } catch {
             throw mapped(error, configuration)
+        }
+    }
+
+    /// Open files the node needs besides client connections: its data files, log segments, a
+    /// backup's pinned files, the listening socket.
+    static let openFilesReserve = 256
+
+    /// Raises the soft limit on open files (often 1,024) toward the hard limit, so that the
+    /// connection cap, not `EMFILE`, is what refuses clients. A hard limit below the need is
+    /// logged: the cap then cannot be reached, and accepting pauses (NIO backs off) instead.
+    private static func raiseOpenFileLimit(toFit connections: Int, logger: Logger) {
+        let needed = rlim_t(connections + openFilesReserve)
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < needed else { return }
+        let wanted = min(needed, limit.rlim_max)
+        var raised = limit
+        raised.rlim_cur = wanted
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) != 0 || wanted < needed {
+            logger.warning(
+                "the open-file limit is below what connectionsMax needs; clients may wait for a free descriptor before the cap refuses them",
+                metadata: ["soft": "\(wanted)", "needed": "\(needed)"])
         }
     }
 

@@ -12,8 +12,8 @@ enum ErrorAnswer {
     static func clusterError(_ error: any Error) -> ClusterError {
         switch error {
         case let error as ClusterError: return error
-        case let error as HTTPError where error.status == .contentTooLarge:
-            return ClusterError(.invalidParameter, "the request body is over \(Limits.requestBodyMaxBytes) bytes")
+        case let error as any HTTPResponseError where error.status == .contentTooLarge:
+            return ClusterError(.invalidParameter, "the request body is over \(Limits.requestBodyMaxBytes) bytes (requestBodyMaxBytes)")
         default: return ClusterError(.invalidData, "\(error)")
         }
     }

@@ -9,6 +9,8 @@ public struct ServerConfiguration: Sendable {
     public var clientHost: String
     /// Port the client API listens on.
     public var clientPort: Int
+    /// Caps and timeouts of client connections (the defaults of ``Limits`` unless a test shrinks them).
+    public var limits = ServerLimits()
 
     /// Creates a configuration.
     public init(node: NodeConfiguration, clientHost: String, clientPort: Int) {

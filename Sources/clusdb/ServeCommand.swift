@@ -38,7 +38,11 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "clusdb")
         let node = NodeConfiguration(
             dataDirectory: dataDir, nodeName: name, clusterName: clusterName, clientAddress: clientAddr, peerAddress: peerAddr)
-        let configuration = ServerConfiguration(node: node, clientHost: host, clientPort: port)
+        var configuration = ServerConfiguration(node: node, clientHost: host, clientPort: port)
+        // For tests: shrink the connection caps and timeouts (`docs/HTTP_API.md`, "Limits").
+        if let overrides = ProcessInfo.processInfo.environment["CLUSDB_SERVER_LIMITS"] {
+            configuration.limits = try ServerLimits(overrides: overrides)
+        }
         let nodeName = name
         // ClusDBServer binds the port before it creates the data directory; should another
         // process still take the port in between, a directory this run created goes again.
