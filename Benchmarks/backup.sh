@@ -15,6 +15,7 @@
 # and once the disk's sequential write speed (dd, 1 GiB, fdatasync) on the same volume.
 # Needs: apt-get install -y wrk etcd-server etcd-client python3. Loopback only.
 # Env: REPS=3 SIZES="100000 1000000" SHARED=../shared BENCH_DIR=/tmp (the data volume)
+#      CLUSDB_BIN=path   measure this clusdb binary instead of building one
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared}
@@ -25,9 +26,13 @@ LOG=${1:-}
 if [ -n "$LOG" ]; then exec > >(tee "$LOG") 2>&1; fi
 for tool in wrk etcd etcdctl python3; do command -v $tool >/dev/null || { echo "missing $tool"; exit 1; }; done
 
-echo "# building clusdb (release)"
-(cd "$ROOT" && swift build -c release --product clusdb 2>&1 | tail -1)
-CLUSDB=$(cd "$ROOT" && swift build -c release --show-bin-path)/clusdb
+if [ -n "${CLUSDB_BIN:-}" ]; then
+  CLUSDB=$CLUSDB_BIN
+else
+  echo "# building clusdb (release)"
+  (cd "$ROOT" && swift build -c release --product clusdb 2>&1 | tail -1)
+  CLUSDB=$(cd "$ROOT" && swift build -c release --show-bin-path)/clusdb
+fi
 
 TMP=$(mktemp -d "$BENCH_DIR/clusdb-backup-bench.XXXXXX")
 source "$ROOT/Benchmarks/servers.sh"
