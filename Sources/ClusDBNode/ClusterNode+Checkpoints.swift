@@ -68,24 +68,26 @@ extension ClusterNode {
                 try verifyCheckpoint(checkpoint.path)
                 let imageBytes = (try? SystemFile(path: checkpoint.path, flags: O_RDONLY).size()) ?? 0
                 try ClusterCheckpoints.prune(in: quorumDirectory)
+                // The older kept checkpoint as it is on disk, not as remembered: a backup may have
+                // found the one remembered damaged and removed it.
+                let olderKept = try ClusterCheckpoints.olderKeptIndex(in: quorumDirectory)
                 logger.info("wrote a cluster checkpoint", metadata: ["path": "\(checkpoint.path)", "index": "\(checkpoint.state.appliedIndex)"])
                 // The log is kept from the older of the two kept checkpoints on, so that a newest
                 // checkpoint found damaged at start-up can be passed over for the older one plus
                 // the log (see "Start-up" in docs/ARCHITECTURE.md). Truncate now if nobody leads;
                 // otherwise the next leader does it.
-                let (leadNow, olderKept) = shared.withLock { state -> (Bool, UInt64) in
-                    let olderKept = state.status.checkpointIndex
+                let leadNow = shared.withLock { state -> Bool in
                     state.status.checkpointIndex = checkpoint.state.appliedIndex
                     state.lastCheckpointBytes = imageBytes
-                    if olderKept == 0 { return (false, 0) }
+                    guard let olderKept else { return false }
                     if state.leading || state.stopping {
                         state.truncateThrough = olderKept
-                        return (false, olderKept)
+                        return false
                     }
                     state.leading = true
-                    return (true, olderKept)
+                    return true
                 }
-                if leadNow {
+                if leadNow, let olderKept {
                     removeLog(through: olderKept)
                     handOver()
                 }

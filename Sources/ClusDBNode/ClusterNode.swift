@@ -122,7 +122,10 @@ public final class ClusterNode: Sendable {
         shared = Mutex(Shared(status: status))
         loop = CommitLoop(storage: storage, term: max(identity.currentTerm, storage.lastTerm))
         loop.setMaxLogBytes(try storage.hive.maxQuorumLogSize())
-        if !storage.passedOver.isEmpty {
+        // Decided from disk, not from this start's fallback alone: a start that set a damaged
+        // checkpoint aside and then failed to write the fresh one leaves it to the next start.
+        let newestKept = try ClusterCheckpoints.list(in: storage.directory.quorumDirectory).last?.sequence ?? 0
+        if try ClusterCheckpoints.newestSetAsideSequence(in: storage.directory.quorumDirectory) > newestKept {
             // Only one valid checkpoint is left: write a fresh one before serving, so that the
             // fallback is there again for the next damage.
             let fresh = try ClusterCheckpoints.write(from: storage.hive, to: storage.directory.quorumDirectory)

@@ -16,9 +16,6 @@ final class NodeStorage {
     let hive: Hive
     /// Index of the newest valid checkpoint at start-up (the node tracks later ones in its status).
     let checkpointIndex: UInt64
-    /// Newer checkpoints that failed their checks and were passed over (renamed with
-    /// ``ClusterCheckpoints/damagedSuffix``): the node writes a fresh checkpoint at once.
-    var passedOver: [String] = []
     /// Index and term of the last entry in the log or, with an empty log, in the hive.
     var lastIndex: UInt64
     var lastTerm: UInt64
@@ -81,7 +78,6 @@ final class NodeStorage {
                 try FileSystem.renameWithoutSync(
                     path + ClusterCheckpoints.checksumSuffix, to: path + ClusterCheckpoints.damagedSuffix + ClusterCheckpoints.checksumSuffix)
             }
-            storage.passedOver.append(path)
         }
         if !skipped.isEmpty { try FileSystem.syncDirectory(directory.quorumDirectory, site: SyncSite("checkpoint.passed-over")) }
         return storage

@@ -40,11 +40,7 @@ public enum ClusterCheckpoints {
     public static func write(from hive: Hive, to directory: String) throws(ClusterError) -> ClusterCheckpoint {
         try FileSystem.makeDirectories(directory)
         // Damaged checkpoints set aside keep their numbers: the sequence only grows.
-        let setAside = try FileSystem.list(directory).compactMap { name -> Int? in
-            guard name.hasSuffix(damagedSuffix) else { return nil }
-            return ClusterCheckpoints.sequence(ofFileName: String(name.dropLast(damagedSuffix.count)))
-        }.max() ?? 0
-        let sequence = max(try list(in: directory).last?.sequence ?? 0, setAside) + 1
+        let sequence = max(try list(in: directory).last?.sequence ?? 0, try newestSetAsideSequence(in: directory)) + 1
         let path = FileSystem.join(directory, fileName(sequence: sequence))
         let temporary = FileSystem.join(directory, "." + fileName(sequence: sequence) + ".new")
         try FileSystem.removeFile(temporary)
@@ -165,6 +161,23 @@ public enum ClusterCheckpoints {
         return (nil, skipped)
     }
 
+    /// The applied index of the older of the kept checkpoints (the second newest on disk), nil
+    /// when fewer than two are kept: the log may be truncated only through it.
+    public static func olderKeptIndex(in directory: String) throws(ClusterError) -> UInt64? {
+        let kept = try list(in: directory)
+        guard kept.count >= 2 else { return nil }
+        return try state(path: kept[kept.count - 2].path).appliedIndex
+    }
+
+    /// The highest sequence number of a checkpoint set aside as damaged, 0 when there is none.
+    public static func newestSetAsideSequence(in directory: String) throws(ClusterError) -> Int {
+        guard FileSystem.isDirectory(directory) else { return 0 }
+        return try FileSystem.list(directory).compactMap { name -> Int? in
+            guard name.hasSuffix(damagedSuffix) else { return nil }
+            return ClusterCheckpoints.sequence(ofFileName: String(name.dropLast(damagedSuffix.count)))
+        }.max() ?? 0
+    }
+
     /// The suffix a damaged checkpoint is renamed to once start-up passed over it: out of the
     /// way of the sequence and of pruning, kept for an operator to look at.
     public static let damagedSuffix = ".damaged"
@@ -179,7 +192,9 @@ public enum ClusterCheckpoints {
             try FileSystem.removeFile(path + checksumSuffix)
             removed = true
         }
-        for name in try FileSystem.list(directory) where name.hasPrefix(".chk") && name.hasSuffix(".new") {
+        // Leftovers of a checkpoint or checksum file whose writing was cut short.
+        for name in try FileSystem.list(directory)
+        where (name.hasPrefix(".chk") || name.hasSuffix(checksumSuffix + ".new")) && name.hasSuffix(".new") {
             try FileSystem.removeFile(FileSystem.join(directory, name))
             removed = true
         }

@@ -155,6 +155,11 @@ public enum LogRecord {
                 reason: "record \(index) has entry kind \(body[16]), which log format \(format.rawValue) does not define",
                 neededFormat: nil)
         }
+        // The body limit above allows for the longest prefix; a format-1 record could carry a few
+        // bytes more payload than any build writes, which re-encoding (a backup) would trap on.
+        guard length - format.bodyPrefixSize <= Limits.commandEncodedMaxBytes else {
+            return .unreadable(reason: "record \(index) holds more payload than any build writes", neededFormat: nil)
+        }
         let entry = LogEntry(index: index, term: term, kind: kind, payload: Array(body[format.bodyPrefixSize...]))
         return .record(entry, group: group, next: offset + framed)
     }

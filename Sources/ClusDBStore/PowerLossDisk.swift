@@ -318,17 +318,26 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
             }
             return bytes
         case .pages:
+            // The page cache writes a page back whole, at its latest content: so each page
+            // touched since the last sync reaches the disk (with every write to it) or not at all.
+            var decided: [Int: Bool] = [:]
+            func kept(_ page: Int) -> Bool {
+                if let known = decided[page] { return known }
+                let keep = Bool.random(using: &generator)
+                decided[page] = keep
+                return keep
+            }
             for step in file.pending {
                 switch step {
                 case .truncate(let length):
-                    if Bool.random(using: &generator) { Self.resize(&bytes, to: length) }
+                    // A size change is metadata: kept with the page it ends in.
+                    if kept(length / 4096) { Self.resize(&bytes, to: length) }
                 case .write(let offset, let written):
                     var position = 0
                     while position < written.count {
-                        let pageEnd = min(written.count, ((offset + position) / 4096 + 1) * 4096 - offset)
-                        if Bool.random(using: &generator) {
-                            Self.write(written[position..<pageEnd], at: offset + position, into: &bytes)
-                        }
+                        let page = (offset + position) / 4096
+                        let pageEnd = min(written.count, (page + 1) * 4096 - offset)
+                        if kept(page) { Self.write(written[position..<pageEnd], at: offset + position, into: &bytes) }
                         position = pageEnd
                     }
                 }

@@ -330,6 +330,13 @@ public final class QuorumLog {
             precondition(entry.index == first.index + UInt64(offset), "appended entries must be consecutive")
             precondition(entry.term >= lastTerm, "terms never decrease along the log")
         }
+        if let last = segments.last, last.format != .current, last.lastIndex < last.firstIndex {
+            // An empty segment of an older format (a crash before its first sync): its
+            // replacement takes the same name, and the rename in startSegment replaces it.
+            precondition(last.firstIndex == first.index, "an empty last segment starts where the log goes on")
+            segments.removeLast()
+            active = nil
+        }
         if segments.isEmpty || segments[segments.count - 1].size >= segmentTargetBytes
             || segments[segments.count - 1].lastIndex + 1 != first.index
             || segments[segments.count - 1].format != .current

@@ -68,4 +68,70 @@ struct CheckpointFallbackTests {
         #expect(FileManager.default.fileExists(atPath: newest.path + ClusterCheckpoints.damagedSuffix), "the damaged file is set aside")
         #expect(try ClusterCheckpoints.validate(path: after.last!.path, fullIntegrityCheck: true).appliedIndex == restarted.status.commitIndex)
     }
+
+    /// Writes until `condition` holds (bounded), 2,000-byte values.
+    static func write(_ node: ClusterNode, from round: inout Int, until condition: () throws -> Bool) async throws {
+        while try !condition() {
+            _ = try await ClusterNodeTests.set(node, #"D\\#(round % 5)"#, "v\(round)", .string(String(repeating: "c", count: 2_000)))
+            round += 1
+            try #require(round < 10_000, "the condition never held")
+        }
+    }
+
+    @Test("A checkpoint removed while the node runs never lets the log be truncated past the older one kept on disk")
+    func truncationFollowsTheDisk() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let configuration = ClusterNodeTests.configuration(dir)
+        let quorum = dir.file("data/quorum")
+        do {
+            let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+            _ = try await ClusterNodeTests.set(node, "Quorum", "MaxQuorumLogSize", .dword(UInt32(Limits.maxQuorumLogSizeMin)))
+            node.stop()
+        }
+        let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+        defer { node.stop() }
+        var round = 0
+        try await Self.write(node, from: &round) { try ClusterCheckpoints.list(in: quorum).count >= 2 }
+        // What a backup does with a newest checkpoint that fails its check: remove it. Only the
+        // older one is left on disk, while the node still remembers the removed one.
+        let removed = try #require(try ClusterCheckpoints.list(in: quorum).last)
+        try FileSystem.removeFile(removed.path)
+        try FileSystem.removeFile(removed.path + ClusterCheckpoints.checksumSuffix)
+        #expect(try ClusterCheckpoints.list(in: quorum).count == 1)
+        // Two more checkpoints: after each, the log must still reach back to the older kept one.
+        for _ in 0..<2 {
+            let before = try ClusterCheckpoints.list(in: quorum).last?.sequence ?? 0
+            try await Self.write(node, from: &round) { (try ClusterCheckpoints.list(in: quorum).last?.sequence ?? 0) > before }
+            _ = try await ClusterNodeTests.set(node, "D", "after", .dword(UInt32(round)))  // lets the log stage truncate
+            let older = try #require(try ClusterCheckpoints.olderKeptIndex(in: quorum))
+            #expect(node.status.logFirstIndex ?? 0 <= older + 1, "the log was truncated past the older kept checkpoint")
+        }
+    }
+
+    @Test("A damaged checkpoint set aside by a start that then failed is replaced by the next start")
+    func freshCheckpointAfterAFailedStart() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let configuration = ClusterNodeTests.configuration(dir)
+        let quorum = dir.file("data/quorum")
+        do {
+            let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+            _ = try await ClusterNodeTests.set(node, "Quorum", "MaxQuorumLogSize", .dword(UInt32(Limits.maxQuorumLogSizeMin)))
+            var round = 0
+            try await Self.write(node, from: &round) { try ClusterCheckpoints.list(in: quorum).count >= 2 }
+            node.stop()
+        }
+        // The state a start leaves when it set the damaged newest checkpoint aside and then could
+        // not write the fresh one (a full disk, say): the set-aside file is the newest number.
+        let newest = try #require(try ClusterCheckpoints.list(in: quorum).last)
+        try FileSystem.renameFile(newest.path, to: newest.path + ClusterCheckpoints.damagedSuffix, site: SyncSite("test"))
+        try FileSystem.removeFile(newest.path + ClusterCheckpoints.checksumSuffix)
+        #expect(try ClusterCheckpoints.list(in: quorum).count == 1)
+        let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+        defer { node.stop() }
+        let after = try ClusterCheckpoints.list(in: quorum)
+        #expect(after.count == 2, "a fresh checkpoint restores the fallback")
+        #expect(after.last!.sequence > newest.sequence)
+    }
 }

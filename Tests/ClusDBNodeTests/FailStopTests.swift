@@ -2,6 +2,7 @@ import ClusDBModel
 import ClusDBNode
 import ClusDBStore
 import ClusDBTestSupport
+import Dispatch
 import Foundation
 import Synchronization
 import Testing
@@ -51,5 +52,72 @@ struct FailStopTests {
         let hive = try await ClusterNodeTests.applied(restarted)
         await #expect(throws: Never.self, "the committed write is applied after the restart") { try await hive.openKey(try KeyPath("Committed")) }
         await #expect(throws: ClusterError.self, "a write refused as not written appeared") { try await hive.openKey(try KeyPath("After")) }
+    }
+
+    @Test("Writes queued behind the log stage when the apply failure lands are not appended")
+    func queuedBehindFailure() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        var configuration = ClusterNodeTests.configuration(dir)
+        let failAt = Mutex<UInt64?>(nil)
+        let applying = DispatchSemaphore(value: 0)
+        let fail = DispatchSemaphore(value: 0)
+        configuration.applyFault = { first, last in
+            guard let index = failAt.withLock({ $0 }), first <= index, index <= last else { return nil }
+            // Hold the failing apply until the test has writes queued behind a held fsync.
+            applying.signal()
+            fail.wait()
+            return ClusterError(.diskFull, "injected: the disk is full")
+        }
+        let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+        _ = try await node.propose(.createKey(try KeyPath("Before")))
+        let failing = node.status.commitIndex + 1
+        failAt.withLock { $0 = failing }
+        let committed = Task { () -> ClusterError? in
+            do {
+                _ = try await node.propose(.createKey(try KeyPath("Committed")))
+                return nil
+            } catch {
+                return error as? ClusterError
+            }
+        }
+        await withCheckedContinuation { continuation in Thread { applying.wait(); continuation.resume() }.start() }
+        // The apply of `failing` is held; the next group's fsync is held too, and two writes
+        // queue behind it.
+        let gate = try SyncGate(root: dir.file("data"), site: .logAppend)
+        FileLayer.install(gate)
+        defer { FileLayer.remove(gate) }
+        let inFsync = Task { try await ClusterNodeTests.set(node, "Durable", "v", .dword(1)) }
+        try await waitUntil("the next group is in its fsync") { gate.waiting }
+        let queued = (0..<2).map { number in
+            Task { () -> ClusterError? in
+                do {
+                    _ = try await ClusterNodeTests.set(node, "Queued", "v\(number)", .dword(UInt32(number)))
+                    return nil
+                } catch {
+                    return error as? ClusterError
+                }
+            }
+        }
+        try await waitUntil("two writes are queued") { node.status.pendingProposals == 2 }
+        // The apply fails now, while the writes wait behind the held fsync.
+        fail.signal()
+        let answer = await committed.value
+        #expect(answer?.code == .ioPending, "\(String(describing: answer))")
+        gate.release()
+        #expect(try await inFsync.value.index == failing + 1, "the group in its fsync was durable already: answered")
+        for task in queued {
+            let error = await task.value
+            #expect(error?.code == .diskFull && error?.message.hasPrefix("not written") == true, "\(String(describing: error))")
+        }
+        #expect(node.status.commitIndex == failing + 1, "nothing was appended behind the failure")
+        node.stop()
+
+        let restarted = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
+        defer { restarted.stop() }
+        let hive = try await ClusterNodeTests.applied(restarted)
+        await #expect(throws: Never.self) { try await hive.openKey(try KeyPath("Committed")) }
+        #expect(try await hive.queryValue(key: try KeyPath("Durable"), name: "v") == .dword(1))
+        await #expect(throws: ClusterError.self) { try await hive.openKey(try KeyPath("Queued")) }
     }
 }

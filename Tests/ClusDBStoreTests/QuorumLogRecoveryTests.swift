@@ -206,4 +206,19 @@ struct QuorumLogRecoveryTests {
         let (log, _) = try QuorumLog.open(directory: dir.path)
         #expect(try QuorumLogTests.readAll(log) == entries + [QuorumLogTests.entry(5, size: 7)])
     }
+
+    @Test("An empty format-1 last segment (an earlier build's crash before its first sync) is replaced on the first append")
+    func emptyFormatOneSegment() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try Self.write(QuorumLog.header(firstIndex: 1, format: .v1) + [UInt8](repeating: 0, count: 4096), dir.file(Self.segmentName))
+        do {
+            let (log, _) = try QuorumLog.open(directory: dir.path)
+            #expect(log.lastIndex == nil)
+            try log.append([QuorumLogTests.entry(1, size: 5)])
+            #expect(log.segments.map(\.format) == [.v2])
+        }
+        let (log, _) = try QuorumLog.open(directory: dir.path)
+        #expect(try QuorumLogTests.readAll(log) == [QuorumLogTests.entry(1, size: 5)])
+    }
 }
