@@ -58,7 +58,7 @@ enum StreamingHTTPClient {
         }
     }
 
-    private static func connect(_ endpoint: String) throws(Failure) -> Int32 {
+    static func connect(_ endpoint: String) throws(Failure) -> Int32 {
         guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else {
             throw .failed(ClusterError(.invalidParameter, "endpoint \"\(endpoint)\" is not host:port"))
         }
@@ -91,7 +91,7 @@ enum StreamingHTTPClient {
         throw .cannotConnect("\(endpoint): \(problem)")
     }
 
-    private static func sendAll(_ socket: Int32, _ bytes: [UInt8], _ endpoint: String) throws(ClusterError) {
+    static func sendAll(_ socket: Int32, _ bytes: [UInt8], _ endpoint: String) throws(ClusterError) {
         var sent = 0
         while sent < bytes.count {
             let result = bytes.withUnsafeBytes { send(socket, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -109,6 +109,8 @@ enum StreamingHTTPClient {
         let endpoint: String
         var buffer: [UInt8] = []
         var position = 0
+        /// Bytes asked of the socket per read: large for a backup stream, small for JSON answers.
+        var readSize = StreamingHTTPClient.readBytes
 
         /// Reads more bytes; false at the end of the stream.
         mutating func fill() throws(ClusterError) -> Bool {
@@ -116,7 +118,7 @@ enum StreamingHTTPClient {
                 buffer.removeAll(keepingCapacity: true)
                 position = 0
             }
-            var chunk = [UInt8](repeating: 0, count: StreamingHTTPClient.readBytes)
+            var chunk = [UInt8](repeating: 0, count: readSize)
             while true {
                 let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress!, $0.count, 0) }
                 if count < 0 {
