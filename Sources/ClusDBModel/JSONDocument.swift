@@ -355,22 +355,7 @@ public enum JSONDocument {
             throw problem(path, "\(what) has no closing quote", at: opening)
         }
 
-        func hex4(at position: Int) -> UInt16? {
-            guard position >= 0, bytes.count - position >= 4 else { return nil }
-            var value: UInt16 = 0
-            for index in position..<position + 4 {
-                let byte = bytes[index]
-                let digit: UInt8
-                switch byte {
-                case 0x30...0x39: digit = byte - 0x30
-                case 0x61...0x66: digit = byte - 0x61 + 10
-                case 0x41...0x46: digit = byte - 0x41 + 10
-                default: return nil
-                }
-                value = value << 4 | UInt16(digit)
-            }
-            return value
-        }
+        func hex4(at position: Int) -> UInt16? { JSONEscapes.hex4(bytes, at: position) }
 
         mutating func array(path: String, depth: Int) throws(Problem) -> Value {
             offset += 1
