@@ -264,4 +264,23 @@ struct ConnectionLimitsTests {
         fresh.send(TestSocket.post("registry/query-value", #"{"key":"K","name":"v"}"#))
         #expect(Self.error(fresh.answer())?.code == .fileNotFound)
     }
+
+    @Test("ClusAPI sends a request again, once, when the node closed its pooled connection for idleness")
+    func clientRetriesAnIdleClosedConnection() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let server = try ServerProcess(
+            dataDirectory: dir.file("data"),
+            environment: ["CLUSDB_SERVER_LIMITS": "connectionIdleSeconds=1", "CLUSDB_LOG_LEVEL": "debug"])
+        defer { server.stop() }
+        let cluster = try await openCluster(server.endpoint)
+        defer { cluster.close() }
+        try await cluster.setValue(key: "Idle", name: "first", value: .dword(1), createKey: true)
+        // The connection the write used goes back to the client's pool; the node closes it.
+        let closes = { server.stderrText.components(separatedBy: "idle for connectionIdleSeconds").count - 1 }
+        try await waitUntil("the node closes the idle connection") { closes() >= 1 }
+        try await cluster.setValue(key: "Idle", name: "second", value: .dword(2), createKey: true)
+        #expect(try await cluster.queryValue(key: "Idle", name: "first") == .dword(1))
+        #expect(try await cluster.queryValue(key: "Idle", name: "second") == .dword(2))
+    }
 }
