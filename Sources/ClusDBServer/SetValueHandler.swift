@@ -11,9 +11,10 @@ import NIOHTTPTypes
 /// Why it exists: through the router a request crosses two threads (the event loop hands it to
 /// a Swift Concurrency task, which hands the answer back), and with one client each hop is a
 /// thread wake-up on the critical path. Here the event loop parses the body and proposes the
-/// write through ``ClusterNode/propose(_:answer:)``: on an idle node it commits the write itself
-/// and answers without any hop; on a busy node the commit or apply thread hands the result back
-/// to the event loop once.
+/// write through ``ClusterNode/propose(_:answer:)``, which queues it for the node's commit thread
+/// (an event loop never waits for the disk); the commit or apply thread hands the result back to
+/// the event loop once. A refusal (invalid input, a full queue) is answered before `propose`
+/// returns, on this event loop.
 ///
 /// What it answers is exactly what the router would: the same JSON, the same error bodies and
 /// statuses (``ErrorAnswer``), `Date` and `Server` headers, `Connection: close` honoured. A body
@@ -248,7 +249,7 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let eventLoop = context.eventLoop
         let target = NIOLoopBound((handler: self, context: context), eventLoop: eventLoop)
         proposeWrite(command) { result in
-            // On an idle node this runs inside `propose`, on this event loop.
+            // A refusal runs inside `propose`, on this event loop; a result comes from a node thread.
             if eventLoop.inEventLoop {
                 target.value.handler.answer(result, context: target.value.context)
             } else {
