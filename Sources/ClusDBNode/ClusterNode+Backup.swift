@@ -80,7 +80,7 @@ extension ClusterNode {
             // A young cluster has no checkpoint yet: write one now (the hive is small, since the
             // log has not yet passed MaxQuorumLogSize).
             let checkpoint = try ClusterCheckpoints.write(from: hive, to: quorumDirectory)
-            try verifyCheckpoint(checkpoint.path)
+            try verifyCheckpoint(checkpoint.path, justWritten: true)
             shared.withLock { $0.status.checkpointIndex = checkpoint.state.appliedIndex }
             newest = (checkpoint.sequence, checkpoint.path)
         }

@@ -65,7 +65,7 @@ extension ClusterNode {
             shared.withLock { $0.checkpointAwaitsApply = false }
             do throws(ClusterError) {
                 let checkpoint = try ClusterCheckpoints.write(from: hive, to: quorumDirectory)
-                try verifyCheckpoint(checkpoint.path)
+                try verifyCheckpoint(checkpoint.path, justWritten: true)
                 let imageBytes = (try? SystemFile(path: checkpoint.path, flags: O_RDONLY).size()) ?? 0
                 try ClusterCheckpoints.prune(in: quorumDirectory)
                 // The older kept checkpoint as it is on disk, not as remembered: a backup may have
@@ -103,12 +103,14 @@ extension ClusterNode {
     /// backups that copy it can rely on it. A file that fails is removed before anything (log
     /// truncation, pruning of older checkpoints) relies on it.
     /// - Throws: `ERROR_INVALID_DATA` naming the problem.
-    func verifyCheckpoint(_ path: String) throws(ClusterError) {
+    /// - Parameter justWritten: the file was summed a moment ago by ``ClusterCheckpoints/write(from:to:)``,
+    ///   so its checksum is not read a second time.
+    func verifyCheckpoint(_ path: String, justWritten: Bool = false) throws(ClusterError) {
         if shared.withLock({ $0.verifiedCheckpointPath == path }) { return }
         do throws(ClusterError) {
-            _ = try ClusterCheckpoints.validate(path: path, fullIntegrityCheck: true)
+            _ = try ClusterCheckpoints.validate(path: path, fullIntegrityCheck: true, checkingSum: !justWritten)
         } catch {
-            try? FileSystem.removeFile(path)
+            try? ClusterCheckpoints.removeWithoutSync(path)
             try? FileSystem.syncDirectory(FileSystem.parent(of: path), site: SyncSite("checkpoint.discard"))
             throw error
         }

@@ -129,7 +129,7 @@ public final class ClusterNode: Sendable {
             // Only one valid checkpoint is left: write a fresh one before serving, so that the
             // fallback is there again for the next damage.
             let fresh = try ClusterCheckpoints.write(from: storage.hive, to: storage.directory.quorumDirectory)
-            _ = try ClusterCheckpoints.validate(path: fresh.path, fullIntegrityCheck: true)
+            try verifyCheckpoint(fresh.path, justWritten: true)
             try ClusterCheckpoints.prune(in: storage.directory.quorumDirectory)
             shared.withLock { $0.status.checkpointIndex = fresh.state.appliedIndex }
             logger.notice("wrote a fresh cluster checkpoint after passing over a damaged one", metadata: ["path": "\(fresh.path)"])

@@ -116,11 +116,12 @@ public enum ClusterCheckpoints {
         return state
     }
 
-    /// Checks a checkpoint image: SQLite's `quick_check` (or the full `integrity_check`) passes
-    /// and the state row reads.
+    /// Checks a checkpoint image: it matches its checksum file (unless `checkingSum` is false: the
+    /// caller just summed the same bytes), SQLite's `quick_check` (or the full `integrity_check`)
+    /// passes and the state row reads.
     /// - Throws: `ERROR_INVALID_DATA` naming the problem.
-    public static func validate(path: String, fullIntegrityCheck: Bool = false) throws(ClusterError) -> HiveState {
-        try checkSum(path: path)
+    public static func validate(path: String, fullIntegrityCheck: Bool = false, checkingSum: Bool = true) throws(ClusterError) -> HiveState {
+        if checkingSum { try checkSum(path: path) }
         let hive = try Hive.openReadOnly(path: path)
         return try Hive.storage {
             try hive.database.read { db in
@@ -178,6 +179,12 @@ public enum ClusterCheckpoints {
         }.max() ?? 0
     }
 
+    /// Removes a checkpoint and its checksum file (no directory fsync; callers batch that).
+    public static func removeWithoutSync(_ path: String) throws(ClusterError) {
+        try FileSystem.removeFile(path)
+        try FileSystem.removeFile(path + checksumSuffix)
+    }
+
     /// The suffix a damaged checkpoint is renamed to once start-up passed over it: out of the
     /// way of the sequence and of pruning, kept for an operator to look at.
     public static let damagedSuffix = ".damaged"
@@ -188,8 +195,7 @@ public enum ClusterCheckpoints {
         let all = try list(in: directory)
         var removed = false
         for (_, path) in all.dropLast(keep) {
-            try FileSystem.removeFile(path)
-            try FileSystem.removeFile(path + checksumSuffix)
+            try removeWithoutSync(path)
             removed = true
         }
         // Leftovers of a checkpoint or checksum file whose writing was cut short.

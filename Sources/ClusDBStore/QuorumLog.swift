@@ -253,13 +253,10 @@ public final class QuorumLog {
                         failure = corrupt("\(path) offset \(offset): \(reason)")
                         return
                     }
-                    switch laterGroup(after: offset, in: buffer, format: header.format, damagedIndex: scan.lastIndex + 1) {
-                    case .some(.failure(let problem)):
+                    if let problem = laterGroup(after: offset, in: buffer, format: header.format, damagedIndex: scan.lastIndex + 1) {
                         failure = problem.code == .revisionMismatch
                             ? problem : corrupt("\(path) offset \(offset): \(reason), yet \(problem.message)")
                         return
-                    case .some(.success), .none:
-                        break
                     }
                     scan.tornReason = "torn tail at \(path) offset \(offset): \(reason)"
                     return
@@ -285,26 +282,25 @@ public final class QuorumLog {
     /// group: in format 2, a record of a group that starts after `damagedIndex` (so the damaged
     /// group was complete and acknowledged before it was written); in format 1, any valid record
     /// beyond the damage. Records of the damaged index's own group are what a torn write leaves.
-    /// - Returns: nil when nothing contradicts a torn tail; `.failure` naming what does.
+    /// - Returns: nil when nothing contradicts a torn tail, else what does.
     private static func laterGroup(
         after offset: Int, in buffer: UnsafeRawBufferPointer, format: LogRecord.Format, damagedIndex: UInt64
-    ) -> Result<Void, ClusterError>? {
+    ) -> ClusterError? {
         var candidate = offset + 8
         while candidate < buffer.count {
             if let index = LogRecord.peekIndex(buffer, at: candidate), index >= damagedIndex {
                 switch LogRecord.read(buffer, at: candidate, format: format) {
                 case .record(let entry, let group, _):
                     guard let group else {
-                        return .failure(ClusterError(.clusterLogCorrupt, "a valid record of index \(entry.index) follows"))
+                        return ClusterError(.clusterLogCorrupt, "a valid record of index \(entry.index) follows")
                     }
                     let groupFirst = entry.index - UInt64(group.position)
                     if groupFirst > damagedIndex {
-                        return .failure(ClusterError(
-                            .clusterLogCorrupt,
-                            "a valid record of index \(entry.index) from a later group (starting at \(groupFirst)) follows"))
+                        return ClusterError(
+                            .clusterLogCorrupt, "a valid record of index \(entry.index) from a later group (starting at \(groupFirst)) follows")
                     }
                 case .unreadable(let reason, let needed) where needed != nil:
-                    return .failure(ClusterError(.revisionMismatch, reason))
+                    return ClusterError(.revisionMismatch, reason)
                 case .unreadable, .invalid:
                     break
                 }
@@ -330,10 +326,11 @@ public final class QuorumLog {
             precondition(entry.index == first.index + UInt64(offset), "appended entries must be consecutive")
             precondition(entry.term >= lastTerm, "terms never decrease along the log")
         }
-        if let last = segments.last, last.format != .current, last.lastIndex < last.firstIndex {
-            // An empty segment of an older format (a crash before its first sync): its
-            // replacement takes the same name, and the rename in startSegment replaces it.
-            precondition(last.firstIndex == first.index, "an empty last segment starts where the log goes on")
+        if let last = segments.last, last.lastIndex < last.firstIndex, last.format != .current || last.firstIndex != first.index {
+            // An empty last segment that cannot take this group (an older format, or another
+            // first index than the log's next): it holds no entry, so it goes; the directory sync
+            // of the new segment's rename makes the removal durable with it.
+            try FileSystem.removeFile(last.path)
             segments.removeLast()
             active = nil
         }

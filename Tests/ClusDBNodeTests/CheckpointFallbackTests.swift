@@ -22,11 +22,7 @@ struct CheckpointFallbackTests {
         defer { dir.remove() }
         let configuration = ClusterNodeTests.configuration(dir)
         var answered: [String: RegistryValue] = [:]
-        do {
-            let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
-            _ = try await ClusterNodeTests.set(node, "Quorum", "MaxQuorumLogSize", .dword(UInt32(Limits.maxQuorumLogSizeMin)))
-            node.stop()
-        }
+        try await ClusterNodeTests.setSmallestLogLimit(configuration)
         let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
         var round = 0
         // Write until two checkpoints exist and the log has been truncated behind the older.
@@ -84,11 +80,7 @@ struct CheckpointFallbackTests {
         defer { dir.remove() }
         let configuration = ClusterNodeTests.configuration(dir)
         let quorum = dir.file("data/quorum")
-        do {
-            let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
-            _ = try await ClusterNodeTests.set(node, "Quorum", "MaxQuorumLogSize", .dword(UInt32(Limits.maxQuorumLogSizeMin)))
-            node.stop()
-        }
+        try await ClusterNodeTests.setSmallestLogLimit(configuration)
         let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
         defer { node.stop() }
         var round = 0

@@ -24,6 +24,14 @@ struct ClusterNodeTests {
         try await node.propose(.setValue(key: try KeyPath(key), name: name, value: value, createKey: true))
     }
 
+    /// Starts a node once to set `Quorum\MaxQuorumLogSize` to its smallest value, which a node
+    /// reads at start: segments then rotate every few writes and checkpoints come every few dozen.
+    static func setSmallestLogLimit(_ configuration: NodeConfiguration) async throws {
+        let node = try ClusterNode(configuration: configuration, logger: logger)
+        defer { node.stop() }
+        _ = try await set(node, "Quorum", "MaxQuorumLogSize", .dword(UInt32(Limits.maxQuorumLogSizeMin)))
+    }
+
     /// The hive once every committed write is applied (writes with a known outcome are answered
     /// at commit, before the apply stage reaches them).
     static func applied(_ node: ClusterNode) async throws -> Hive {

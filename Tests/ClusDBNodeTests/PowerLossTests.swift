@@ -81,11 +81,7 @@ struct PowerLossTests {
         let data = dir.file("data")
         // The smallest MaxQuorumLogSize, read at start: segments rotate every few writes and
         // checkpoints come every ~21 writes from the first one on.
-        do {
-            let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
-            _ = try await ClusterNodeTests.set(node, "Quorum", "MaxQuorumLogSize", .dword(UInt32(Limits.maxQuorumLogSizeMin)))
-            node.stop()
-        }
+        try await ClusterNodeTests.setSmallestLogLimit(ClusterNodeTests.configuration(dir))
         let box = Mutex<PowerLossDisk?>(nil)
         let disk = try PowerLossDisk(root: data, isTrusted: trusted) { site in
             guard let disk = box.withLock({ $0 }) else { return }
