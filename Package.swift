@@ -31,11 +31,13 @@ let package = Package(
     targets: [
         // Vocabulary shared by client and server: keys, typed values, commands, errors, limits.
         .target(name: "ClusDBModel", swiftSettings: strictSettings),
+        // The processor's CRC-32C instruction, for ClusDBStore's CRC32C (see crc32c.c for why C).
+        .target(name: "CClusDBCRC32C"),
         // Durable storage: quorum log segments, cluster checkpoints, the hive on SQLite.
         .target(
             name: "ClusDBStore",
             dependencies: [
-                "ClusDBModel",
+                "ClusDBModel", "CClusDBCRC32C",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -94,8 +94,12 @@ public enum FastJSON {
             while offset < bytes.count {
                 let byte = bytes[offset]
                 if byte == 0x22 {
-                    out.append(contentsOf: bytes[plainStart..<offset])
-                    offset += 1
+                    defer { offset += 1 }
+                    let plain = UnsafeRawBufferPointer(rebasing: bytes[plainStart..<offset])
+                    // Without escapes (nearly every string) the text is made from the body's
+                    // bytes directly, without the copy into `out`.
+                    if out.isEmpty { return String(validating: plain.assumingMemoryBound(to: UInt8.self), as: UTF8.self) }
+                    out.append(contentsOf: plain)
                     return String(validating: out, as: UTF8.self)
                 }
                 if byte < 0x20 { return nil }

@@ -52,7 +52,7 @@ public enum RegistryValue: Sendable, Hashable {
     public func validate() throws(ClusterError) {
         switch self {
         case .string(let text), .expandString(let text):
-            if text.unicodeScalars.contains("\0") {
+            if Self.containsNUL(text) {
                 throw ClusterError(.invalidParameter, "\(type.name) data must not contain a NUL character")
             }
         case .multiString(let list):
@@ -60,7 +60,7 @@ public enum RegistryValue: Sendable, Hashable {
                 if item.isEmpty {
                     throw ClusterError(.invalidParameter, "REG_MULTI_SZ string \(index) is empty; it would end the list")
                 }
-                if item.unicodeScalars.contains("\0") {
+                if Self.containsNUL(item) {
                     throw ClusterError(.invalidParameter, "REG_MULTI_SZ string \(index) contains a NUL character")
                 }
             }
@@ -72,6 +72,13 @@ public enum RegistryValue: Sendable, Hashable {
             throw ClusterError(
                 .invalidParameter, "value data is \(size) bytes; the limit is \(Limits.valueDataMaxBytes)")
         }
+    }
+
+    /// Whether `text` holds U+0000. UTF-8 encodes it as the byte 0, which no other scalar uses,
+    /// so a scan of the contiguous UTF-8 bytes answers it (the scalar view took 3% of an event
+    /// loop at 64 clients: every write's data is checked).
+    static func containsNUL(_ text: String) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { $0.contains(0) } ?? text.utf8.contains(0)
     }
 
     // MARK: Stored form

@@ -26,7 +26,7 @@ import NIOHTTPTypes
 /// unanswered, set-value requests go to the router too; while a write of this handler waits for
 /// the node, everything inbound after it — request parts, the client's half-close, decoding
 /// errors, a graceful-shutdown notice — waits here in order (at most
-/// ``Limits/pipelinedRequestPartsMax``) and reading pauses. Reading also pauses while the socket
+/// ``Limits/pipelinedRequestPartsMax``) and reading pauses once anything is held. Reading also pauses while the socket
 /// is not writable, so a client that never reads its answers cannot grow the server's buffers.
 /// After a request with `Connection: close` (compared as Hummingbird's router compares it) the
 /// output is closed once it is answered, and later requests are ignored, as the router does.
@@ -98,6 +98,9 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return false
     }
 
+    /// A write waits for the node and something the client sent after it waits here.
+    private var holdsBehindWrite: Bool { awaitingNode && !held.isEmpty }
+
     func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
     }
@@ -149,7 +152,12 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        if awaitingNode || !context.channel.isWritable {
+        // While a write waits, reading goes on until something arrives behind it: a client that
+        // waits for its answer (nearly all) sends nothing meanwhile, and pausing and resuming
+        // would cost two epoll_ctl calls per write (9% of an event loop at 64 clients, see
+        // docs/PERFORMANCE.md). One read can add at most one socket buffer to `held`, whose
+        // count is capped anyway.
+        if holdsBehindWrite || !context.channel.isWritable {
             readHeld = true
             return
         }
@@ -157,7 +165,7 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable && !awaitingNode { releaseRead(context: context) }
+        if context.channel.isWritable && !holdsBehindWrite { releaseRead(context: context) }
         context.fireChannelWritabilityChanged()
     }
 
@@ -320,7 +328,7 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         takingUpHeld = false
         if delivered { context.fireChannelReadComplete() }
-        if awaitingNode { return }
+        if holdsBehindWrite { return }
         if case .idle = state { releaseQuiesce(context: context) }
         if context.channel.isWritable { releaseRead(context: context) }
     }

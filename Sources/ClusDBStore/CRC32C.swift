@@ -1,8 +1,16 @@
-/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every quorum-log record.
+import CClusDBCRC32C
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every quorum-log record
+/// and of every checkpoint image.
 ///
-/// Table-driven, slicing by 8, so a group commit of many records checksums at memory speed.
+/// With the processor's CRC-32C instruction where it has one (SSE 4.2, AArch64 CRC32): the sum of
+/// each checkpoint image (a pass over the whole hive) took a third of the checkpoint thread with
+/// the table (docs/PERFORMANCE.md). Otherwise table-driven, slicing by 8.
 /// `CRC32C.checksum("123456789".utf8) == 0xE3069283`.
 public enum CRC32C {
+    /// Whether ``checksum(_:continuing:)-(UnsafeRawBufferPointer,_)`` uses the processor's instruction.
+    public static let usesHardware = clusdb_crc32c_hardware_available() == 1
+
     private static let tables: [UInt32] = {
         var tables = [UInt32](repeating: 0, count: 8 * 256)
         for n in 0..<256 {
@@ -22,6 +30,13 @@ public enum CRC32C {
 
     /// The CRC-32C of `bytes`, continuing from `crc` (0 to start).
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        guard usesHardware, let base = bytes.baseAddress else { return tableChecksum(bytes, continuing: crc) }
+        return ~clusdb_crc32c_hardware_update(~crc, base, bytes.count)
+    }
+
+    /// The CRC-32C of `bytes` by the table alone: the fallback, and the reference the tests hold
+    /// the instruction to.
+    public static func tableChecksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var crc = ~crc
         tables.withUnsafeBufferPointer { table in
             var index = 0

@@ -67,6 +67,11 @@ struct RegistryValueTests {
         #expect(throws: ClusterError.self) { try RegistryValue.expandString("\u{0}").validate() }
         #expect(throws: ClusterError.self) { try RegistryValue.multiString(["a", ""]).validate() }
         #expect(throws: ClusterError.self) { try RegistryValue.multiString(["a\u{0}"]).validate() }
+        // Past the small-string form and after multi-byte scalars, at the very end.
+        let long = "é€" + String(repeating: "x", count: 40)
+        #expect(throws: ClusterError.self) { try RegistryValue.string(long + "\u{0}").validate() }
+        #expect(throws: ClusterError.self) { try RegistryValue.multiString([long, "\u{0}" + long]).validate() }
+        #expect((try? RegistryValue.string(long).validate()) != nil, "no NUL, no refusal")
     }
 
     @Test("Malformed stored bytes are refused with ERROR_INVALID_DATA")

@@ -249,6 +249,23 @@ struct SetValueHandlerUnitTests {
         _ = try harness.channel.finish()
     }
 
+    @Test("A write that waits alone does not pause reading (no epoll change per write)")
+    func waitingAloneKeepsReading() throws {
+        let harness = Harness()
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        harness.channel.pipeline.read()
+        #expect(harness.socket.reads == 1, "nothing is held behind the write, so the read goes through")
+        try harness.send(.post, Self.setValuePath, Self.plainBody)
+        #expect(harness.writes.commands.count == 1, "the second write is held behind the first")
+        harness.channel.pipeline.read()
+        #expect(harness.socket.reads == 1, "with a request held, reading pauses")
+        harness.writes.answerNext(.success(CommitResult(index: 1, outcome: .done)))
+        #expect(harness.socket.reads == 2, "the paused read resumes once the held request is taken up")
+        harness.writes.answerNext(.success(CommitResult(index: 2, outcome: .done)))
+        #expect(try Self.answers(harness.channel).map(\.1) == [#"{"index":1}"#, #"{"index":2}"#])
+        _ = try harness.channel.finish()
+    }
+
     @Test("A second write pipelined behind a waiting one is proposed after the first is answered; Connection: close closes the output")
     func writesInOrder() throws {
         let harness = Harness()
