@@ -31,6 +31,8 @@ let package = Package(
     targets: [
         // Vocabulary shared by client and server: keys, typed values, commands, errors, limits.
         .target(name: "ClusDBModel", swiftSettings: strictSettings),
+        // The pure Raft replica: no I/O, no clock, no threads (docs/ARCHITECTURE.md "Consensus").
+        .target(name: "ClusDBRaft", swiftSettings: strictSettings),
         // The processor's CRC-32C instruction, for ClusDBStore's CRC32C (see crc32c.c for why C).
         .target(name: "CClusDBCRC32C"),
         // Durable storage: quorum log segments, cluster checkpoints, the hive on SQLite.
@@ -92,6 +94,7 @@ let package = Package(
         ),
         // Helpers the test targets share.
         .target(name: "ClusDBTestSupport", dependencies: ["ClusDBStore"], path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
+        .testTarget(name: "ClusDBRaftTests", dependencies: ["ClusDBRaft"], swiftSettings: strictSettings),
         .testTarget(name: "ClusDBModelTests", dependencies: ["ClusDBTestSupport", "ClusDBModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBStoreTests",
