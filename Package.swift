@@ -92,6 +92,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Deterministic simulation: a linearizability checker for recorded client histories (the Raft simulator will join it).
+        .target(name: "ClusDBSimulation", swiftSettings: strictSettings),
         // Helpers the test targets share.
         .target(name: "ClusDBTestSupport", dependencies: ["ClusDBStore"], path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "ClusDBRaftTests", dependencies: ["ClusDBRaft"], swiftSettings: strictSettings),
@@ -123,6 +125,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "ClusDBSimulationTests", dependencies: ["ClusDBSimulation"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBProcessTests",
             dependencies: ["ClusDBTestSupport", "ClusAPI", "ClusDBModel", "clusdb"],
