@@ -42,7 +42,7 @@ public struct BrokenProtocol: OptionSet, Sendable, Equatable {
     public static let skipPreVote = BrokenProtocol(rawValue: 1 << 1)
     /// Answer reads with the leader's commit index at once, without confirming leadership.
     public static let readWithoutReadIndex = BrokenProtocol(rawValue: 1 << 2)
-    /// Do not ask for the vote to be persisted before the vote is sent (the hard state is
-    /// reported as unchanged, so a crash forgets the vote).
+    /// Never hand the vote to the driver to persist (a crash forgets it, and the replica may vote
+    /// again in the same term).
     public static let forgetVoteOnCrash = BrokenProtocol(rawValue: 1 << 3)
 }

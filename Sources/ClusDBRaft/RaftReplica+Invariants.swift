@@ -32,3 +32,16 @@ extension RaftReplica {
         }
     }
 }
+
+extension RaftReplica {
+    /// One line of state, for failure reports: role, term, log bounds, commit, applied.
+    public var summary: String {
+        "node \(id) \(role) term \(term) leader \(leader.map(String.init) ?? "-") log \(log.firstIndex)...\(log.lastIndex) commit \(log.committed) persisted \(log.persisted) applied \(log.applied)"
+    }
+
+    /// What this leader knows of `node`, for failure reports; nil when not leading it.
+    public func progressSummary(of node: NodeID) -> String? {
+        guard let follower = progress[node] else { return nil }
+        return "match \(follower.match) next \(follower.next) \(follower.mode) probeSent \(follower.probeSent) inflight \(follower.inflight.count) active \(follower.recentlyActive)"
+    }
+}

@@ -159,12 +159,12 @@ public struct RaftReplica: Sendable {
         outMessagesAfterPersist = []
         outReadStates = []
         outSnapshot = nil
-        var current = hardState
-        if options.brokenProtocol.contains(.forgetVoteOnCrash) && current.term == handedOutHardState.term {
-            current.vote = handedOutHardState.vote
-        }
+        let current = hardState
         if current != handedOutHardState {
-            ready.hardState = current
+            var reported = current
+            // Broken on purpose: the vote never reaches the disk, so a restart forgets it.
+            if options.brokenProtocol.contains(.forgetVoteOnCrash) { reported.vote = nil }
+            ready.hardState = reported
             handedOutHardState = current
         }
         ready.entries = log.takeUnstable()

@@ -1,0 +1,423 @@
+import ClusDBRaft
+
+/// A seeded, single-threaded simulation of a ClusDB cluster (DESIGN §2): replicas running the
+/// production Raft core exchange messages over a ``SimulatedNetwork`` that loses, delays,
+/// duplicates and reorders them and is partitioned at random (one-way links included); nodes
+/// crash (losing what was not persisted, at every point of a Ready's handling) and restart;
+/// members are added as learners, promoted and removed, leadership is transferred; clients write
+/// and read through any node and retry with their session. Everything follows from the seed.
+///
+/// After the faulty phase every link heals and every node restarts: the cluster must elect a
+/// leader and converge (liveness). The ``SimulationChecker`` watches safety all along; at the end
+/// the client history must be linearizable, no acknowledged write lost, none applied twice.
+///
+/// Today the replicas apply to ``KeyValueStateMachine``; the node driver, the quorum-log framing
+/// and the hive on in-memory SQLite join as the issue's later increments land.
+public struct ClusterSimulation {
+    /// The client history's model: one register per registry value.
+    public typealias Model = RegistryRegisterModel<String>
+
+    private struct Client {
+        enum Request {
+            case write(ClientWrite)
+            case read(key: String, historyIndex: Int)
+        }
+
+        struct Pending {
+            var historyIndex: Int
+            var request: Request
+            var node: NodeID
+            var sentAt: Int
+            var attempts: Int
+        }
+
+        let id: Int
+        var nextSequence: UInt64 = 1
+        var pending: Pending?
+        var lastAnswerAt = -1
+        var leaderHint: NodeID?
+    }
+
+    private let options: SimulationOptions
+    private var random: RandomSource
+    private var raftOptions: RaftOptions
+    private var nodes: [NodeID: SimulatedNode] = [:]
+    private var network = SimulatedNetwork()
+    private var clients: [Client] = []
+    private var history = ClientHistory<Model>()
+    private var checker = SimulationChecker()
+    private var now = 0
+    private var healing = false
+    private var nextNodeID: NodeID
+    private var digest = TraceDigest()
+    private var statistics = SimulationReport.Statistics()
+    /// Writes clients were told succeeded.
+    private var acknowledgedWrites: [ClientWrite] = []
+
+    /// Prepares a run; ``run()`` carries it out.
+    public init(options: SimulationOptions) {
+        precondition((1...7).contains(options.nodes), "1 to 7 nodes")
+        self.options = options
+        random = RandomSource(seed: options.seed)
+        raftOptions = RaftOptions()
+        raftOptions.checksInvariants = true
+        raftOptions.brokenProtocol = options.brokenProtocol
+        raftOptions.maxAppendBytes = options.maxAppendBytes
+        let voters = Set((1...NodeID(options.nodes)))
+        for id in voters.sorted() {
+            let node = SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: RaftConfiguration(voters: voters)))
+            node.start(options: raftOptions, seed: options.seed &+ id)
+            nodes[id] = node
+        }
+        nextNodeID = NodeID(options.nodes) + 1
+        clients = (0..<options.clients).map { Client(id: $0) }
+    }
+
+    /// Runs the simulation to its end and checks it.
+    public mutating func run() -> SimulationReport {
+        let total = options.steps + options.healingSteps
+        while now < total && checker.violations.isEmpty {
+            if now == options.steps { startHealing() }
+            let (arrived, lost) = network.due(at: now)
+            for envelope in lost {
+                if case .installSnapshot = envelope.message.body {
+                    nodes[envelope.message.from]?.replica?.snapshotSent(to: envelope.message.to, succeeded: false)
+                }
+            }
+            for envelope in arrived { deliver(envelope) }
+            if now % options.stepsPerTick == 0 {
+                for id in nodes.keys.sorted() where nodes[id]!.isUp {
+                    nodes[id]!.replica!.tick()
+                    drain(id)
+                }
+            }
+            if !healing { injectFaults() }
+            for index in clients.indices { stepClient(index) }
+            now += 1
+        }
+        if checker.violations.isEmpty { checkEnd() }
+        return SimulationReport(
+            seed: options.seed, nodes: options.nodes, violations: checker.violations, traceDigest: digest.value, statistics: statistics,
+            history: history)
+    }
+
+    // MARK: Nodes
+
+    private var memberIDs: [NodeID] { nodes.keys.sorted() }
+
+    /// Handles every Ready of `id` until none is left.
+    private mutating func drain(_ id: NodeID) {
+        while nodes[id]?.replica?.hasReady == true {
+            handleReady(id)
+        }
+        if let replica = nodes[id]?.replica, replica.role == .leader { checker.leads(replica) }
+    }
+
+    /// One Ready, carried out as the node driver does, with a crash possible between its stages.
+    private mutating func handleReady(_ id: NodeID) {
+        let node = nodes[id]!
+        let ready = node.replica!.takeReady()
+        digest.add(id, now, ready.entries.count, ready.messages.count, ready.committedEntries.count)
+        for message in ready.messages { transmit(message) }
+        if maybeCrashInsideReady(id) { return }
+        node.persist(ready)
+        if let snapshot = ready.snapshot {
+            statistics.snapshotsInstalled += 1
+            // The image replaced the state machine; waiting reads re-check against it below.
+            digest.add(id, snapshot.index)
+        }
+        if maybeCrashInsideReady(id) { return }
+        for message in ready.messagesAfterPersist { transmit(message) }
+        if let last = ready.entries.last { node.replica!.persisted(index: last.index, term: last.term) }
+        for entry in ready.committedEntries {
+            checker.applies(entry, on: id)
+            let write = entry.kind == .command ? ClientWrite(encoded: entry.payload) : nil
+            if entry.index <= node.stateMachine.appliedIndex { continue }  // in a snapshot just installed
+            let applied = node.stateMachine.apply(
+                index: entry.index, payload: entry.kind == .command ? entry.payload : nil,
+                applyRetriedTwice: options.applyRetriedWritesTwice)
+            if applied != nil {
+                let writes = node.stateMachine.appliedWrites
+                if writes.dropLast().contains(where: { $0.client == applied!.client && $0.sequence == applied!.sequence }) {
+                    checker.record("exactly once: node \(id) applied write \(applied!.client)/\(applied!.sequence) a second time at index \(entry.index)")
+                }
+            }
+            if let write, let waiting = node.waitingWrites[write.client], waiting.write == write {
+                node.waitingWrites[write.client] = nil
+                answer(client: waiting.client, output: .ok, for: .write(write))
+            }
+        }
+        if let last = ready.committedEntries.last { node.replica!.applied(index: last.index) }
+        for state in ready.readStates {
+            if let position = node.waitingReads.firstIndex(where: { $0.context == state.context }) {
+                node.waitingReads[position].index = state.index
+            }
+        }
+        serveReads(id)
+        compactIfDue(id)
+    }
+
+    private mutating func maybeCrashInsideReady(_ id: NodeID) -> Bool {
+        guard !healing, Double.random(in: 0..<1, using: &random) < options.crashRate * options.crashInsideReadyRate else { return false }
+        crash(id)
+        return true
+    }
+
+    private mutating func serveReads(_ id: NodeID) {
+        guard let node = nodes[id], node.isUp else { return }
+        var served: [(SimulatedNode.WaitingRead, String?)] = []
+        node.waitingReads.removeAll { read in
+            guard let index = read.index, index <= node.stateMachine.appliedIndex else { return false }
+            served.append((read, node.stateMachine.values[read.key]))
+            return true
+        }
+        for (read, value) in served {
+            answer(client: read.client, output: value.map { .value($0) } ?? .notFound, for: .read(key: read.key, historyIndex: read.historyIndex))
+        }
+    }
+
+    /// Compacts the log behind a fresh snapshot every few entries, so that laggards get snapshots.
+    private mutating func compactIfDue(_ id: NodeID) {
+        guard let node = nodes[id], let applied = node.replica?.appliedIndex else { return }
+        guard applied >= node.replica!.firstIndex + UInt64(options.compactionEveryEntries), node.stateMachine.appliedIndex == applied else { return }
+        node.replica!.compact(through: applied)
+        let snapshot = node.replica!.snapshotMetadata
+        node.compactDurable(through: snapshot.index, term: snapshot.term, configuration: snapshot.configuration)
+        statistics.compactions += 1
+    }
+
+    private mutating func transmit(_ message: RaftMessage) {
+        guard let sender = nodes[message.from]?.replica else { return }
+        checker.sends(message, configuration: sender.configuration, preVoteConfigured: raftOptions.preVote)
+        var image: KeyValueStateMachine?
+        if case .installSnapshot(let snapshot) = message.body {
+            image = nodes[message.from]!.snapshotImage
+            precondition(image!.appliedIndex == snapshot.index, "a snapshot is sent with its own image")
+            statistics.snapshotsSent += 1
+        }
+        let sent = network.send(message, image: image, now: now, options: options, random: &random)
+        if !sent, case .installSnapshot = message.body {
+            nodes[message.from]!.replica!.snapshotSent(to: message.to, succeeded: false)
+        }
+    }
+
+    private mutating func deliver(_ envelope: SimulatedNetwork.Envelope) {
+        let message = envelope.message
+        guard let node = nodes[message.to], node.isUp else {
+            if case .installSnapshot = message.body { nodes[message.from]?.replica?.snapshotSent(to: message.to, succeeded: false) }
+            return
+        }
+        digest.add(message.from, message.to, message.term, now)
+        checker.delivers(message)
+        // State-machine safety, before the replica's own precondition would stop the process:
+        // an append must never replace an entry some node applied.
+        // (Appends of an older term are refused by the replica anyway.)
+        if case .append(_, _, let entries, _) = message.body, message.term >= node.replica!.term {
+            let commitIndex = node.replica!.commitIndex
+            for entry in entries where entry.index <= commitIndex {
+                if let existing = node.replica!.term(at: entry.index), existing != entry.term {
+                    checker.record("committed entry overwritten: node \(message.to) would replace entry \(entry.index) of term \(existing) (committed) with one of term \(entry.term) from \(message.from)")
+                    return
+                }
+            }
+        }
+        node.receivedImage = envelope.image
+        node.replica!.step(message)
+        if case .installSnapshot = message.body { nodes[message.from]?.replica?.snapshotSent(to: message.to, succeeded: true) }
+        drain(message.to)
+        nodes[message.to]?.receivedImage = nil
+    }
+
+    private mutating func crash(_ id: NodeID) {
+        guard nodes[id]?.isUp == true else { return }
+        // Requests waiting on the node are lost with it; their clients time out and retry.
+        nodes[id]!.crash()
+        statistics.crashes += 1
+        digest.add(id, now, 0xC4A5)
+    }
+
+    private mutating func restart(_ id: NodeID) {
+        guard nodes[id]?.isUp == false else { return }
+        nodes[id]!.start(options: raftOptions, seed: random.next())
+        statistics.restarts += 1
+        digest.add(id, now, 0x5EA7)
+        drain(id)
+    }
+
+    // MARK: Faults
+
+    private mutating func injectFaults() {
+        if Double.random(in: 0..<1, using: &random) < options.crashRate, let id = memberIDs.filter({ nodes[$0]!.isUp }).randomElement(using: &random) {
+            crash(id)
+        }
+        if Double.random(in: 0..<1, using: &random) < options.restartRate, let id = memberIDs.filter({ !nodes[$0]!.isUp }).randomElement(using: &random) {
+            restart(id)
+        }
+        if Double.random(in: 0..<1, using: &random) < options.partitionRate {
+            network.partition(nodes: memberIDs, random: &random)
+            statistics.partitions += 1
+        }
+        if Double.random(in: 0..<1, using: &random) < options.healRate { network.cut = [] }
+        if Double.random(in: 0..<1, using: &random) < options.membershipChangeRate { changeMembership() }
+    }
+
+    /// Asks the leader (if any) for one membership change or a leadership transfer.
+    private mutating func changeMembership() {
+        guard let leaderID = memberIDs.first(where: { nodes[$0]!.replica?.role == .leader }) else { return }
+        var replica = nodes[leaderID]!.replica!
+        let configuration = replica.configuration
+        let choice = Int.random(in: 0..<4, using: &random)
+        switch choice {
+        case 0 where configuration.members.count < 7:
+            let id = nextNodeID
+            nextNodeID += 1
+            if case .success = replica.proposeConfigurationChange(.addLearner(id)) {
+                let node = SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: nodes[leaderID]!.durable.bootstrapConfiguration))
+                node.start(options: raftOptions, seed: random.next())
+                nodes[id] = node
+                statistics.membershipChanges += 1
+            }
+        case 1:
+            if let learner = configuration.learners.sorted().first, case .success = replica.proposeConfigurationChange(.promoteLearner(learner)) {
+                statistics.membershipChanges += 1
+            }
+        case 2 where configuration.voters.count > 3:
+            let victim = configuration.voters.sorted().randomElement(using: &random)!
+            if case .success = replica.proposeConfigurationChange(.remove(victim)) { statistics.membershipChanges += 1 }
+        default:
+            if let target = configuration.voters.subtracting([leaderID]).sorted().randomElement(using: &random),
+                case .success = replica.transferLeadership(to: target)
+            {
+                statistics.transfers += 1
+            }
+        }
+        nodes[leaderID]!.replica = replica
+        drain(leaderID)
+    }
+
+    private mutating func startHealing() {
+        healing = true
+        network.cut = []
+        for id in memberIDs where !nodes[id]!.isUp { restart(id) }
+    }
+
+    // MARK: Clients
+
+    private mutating func stepClient(_ index: Int) {
+        var client = clients[index]
+        if var pending = client.pending {
+            guard now - pending.sentAt >= options.clientTimeoutSteps else { return }
+            pending.attempts += 1
+            if pending.attempts >= options.clientAttemptsMax {
+                // Given up: the outcome stays unknown in the history.
+                client.pending = nil
+                clients[index] = client
+                statistics.abandoned += 1
+                return
+            }
+            pending.node = client.leaderHint.flatMap { nodes[$0] != nil ? $0 : nil } ?? memberIDs.randomElement(using: &random)!
+            client.leaderHint = nil
+            pending.sentAt = now
+            client.pending = pending
+            clients[index] = client
+            submit(index)
+            return
+        }
+        // A new call comes a tick after the last answer, so that it is ordered after it; the
+        // second half of the healing phase is quiet, so that the cluster can converge.
+        guard now > client.lastAnswerAt, now < options.steps + options.healingSteps / 2, Double.random(in: 0..<1, using: &random) < 0.05 else { return }
+        let key = "k\(Int.random(in: 0..<options.keys, using: &random))"
+        let request: Client.Request
+        let historyIndex: Int
+        if Bool.random(using: &random) {
+            let write = ClientWrite(client: UInt64(client.id), sequence: client.nextSequence, key: key, value: "c\(client.id)-\(client.nextSequence)")
+            client.nextSequence += 1
+            historyIndex = history.call(client: client.id, input: .write(key: key, value: write.value), at: now)
+            request = .write(write)
+        } else {
+            historyIndex = history.call(client: client.id, input: .read(key: key), at: now)
+            request = .read(key: key, historyIndex: historyIndex)
+        }
+        let target = client.leaderHint.flatMap { nodes[$0] != nil ? $0 : nil } ?? memberIDs.randomElement(using: &random)!
+        client.pending = Client.Pending(historyIndex: historyIndex, request: request, node: target, sentAt: now, attempts: 0)
+        clients[index] = client
+        submit(index)
+    }
+
+    /// Hands the client's pending request to its node; a refusal makes the client try elsewhere soon.
+    private mutating func submit(_ index: Int) {
+        guard let pending = clients[index].pending, let node = nodes[pending.node], node.isUp else { return }
+        let clientID = clients[index].id
+        var refusal: ProposalRefusal?
+        switch pending.request {
+        case .write(let write):
+            switch node.replica!.propose(write.encoded) {
+            case .success: node.waitingWrites[UInt64(clientID)] = SimulatedNode.WaitingWrite(client: clientID, write: write)
+            case .failure(let reason): refusal = reason
+            }
+        case .read(let key, let historyIndex):
+            let context = node.nextReadContext
+            node.nextReadContext += 1
+            switch node.replica!.requestRead(context: context) {
+            case .success:
+                node.waitingReads.append(SimulatedNode.WaitingRead(client: clientID, historyIndex: historyIndex, key: key, context: context))
+            case .failure(let reason): refusal = reason
+            }
+        }
+        if let refusal {
+            // Retry soon, at the leader the node knows of, if any.
+            if case .notLeader(let leader) = refusal { clients[index].leaderHint = leader }
+            clients[index].pending!.sentAt = now - options.clientTimeoutSteps + 3
+        }
+        drain(pending.node)
+    }
+
+    private mutating func answer(client clientID: Int, output: Model.Output, for request: Client.Request) {
+        guard let index = clients.firstIndex(where: { $0.id == clientID }), let pending = clients[index].pending else { return }
+        switch (pending.request, request) {
+        case (.write(let waiting), .write(let done)) where waiting == done:
+            acknowledgedWrites.append(done)
+        case (.read(let waiting), .read(let done)) where waiting == done:
+            break
+        default:
+            return  // An answer to an earlier request of this client: it gave that one up.
+        }
+        history.complete(pending.historyIndex, output: output, at: now)
+        clients[index].pending = nil
+        clients[index].lastAnswerAt = now
+        statistics.answered += 1
+        digest.add(UInt64(clientID), now, 0xA5)
+    }
+
+    // MARK: The end
+
+    private mutating func checkEnd() {
+        let members = memberIDs.filter { id in nodes.values.compactMap(\.replica).contains { $0.role == .leader && $0.configuration.members.contains(id) } }
+        let leaders = memberIDs.filter { nodes[$0]!.replica?.role == .leader }
+        guard leaders.count == 1, let leader = nodes[leaders[0]]!.replica else {
+            checker.record("liveness: \(leaders.count) leaders \(leaders) after \(options.healingSteps) healing steps")
+            return
+        }
+        statistics.finalTerm = leader.term
+        statistics.finalCommit = leader.commitIndex
+        for id in members {
+            let node = nodes[id]!
+            guard node.stateMachine.values == nodes[leaders[0]]!.stateMachine.values, node.replica?.appliedIndex == leader.commitIndex else {
+                checker.record(
+                    "convergence: node \(id) applied \(node.replica?.appliedIndex ?? 0) with \(node.stateMachine.values.count) values; the leader committed \(leader.commitIndex) — \(node.replica?.summary ?? "down"); leader \(leader.summary), its view: \(leader.progressSummary(of: id) ?? "none")")
+                return
+            }
+        }
+        let finalWrites = Set(nodes[leaders[0]]!.stateMachine.appliedWrites)
+        for write in acknowledgedWrites where !finalWrites.contains(write) {
+            checker.record("durability: acknowledged write \(write.client)/\(write.sequence) (\(write.key) = \(write.value)) is not in the final state")
+            return
+        }
+        let result = LinearizabilityChecker(model: Model()).check(history)
+        switch result {
+        case .linearizable: break
+        case .notLinearizable(let partition, let details): checker.record("linearizability (value \(partition)): \(details.report)")
+        case .unknown(let reason): statistics.linearizabilityUndecided = reason
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import ClusDBRaft
+
+/// The safety properties checked while a simulation runs, each at the moment it could first be
+/// broken (Raft Figure 3), plus the rules of this implementation that a broken protocol would
+/// violate first. A violation is recorded, not trapped, so a sweep reports the seed.
+struct SimulationChecker: Sendable {
+    /// What went wrong, in the order found.
+    private(set) var violations: [String] = []
+    /// Election safety: the leader of each term.
+    private var leaderOfTerm: [UInt64: NodeID] = [:]
+    /// State-machine safety: the entry applied at each index by the first node to apply it.
+    private var appliedAt: [UInt64: RaftEntry] = [:]
+    /// Each leader's commit index when it was elected.
+    private var commitAtElection: [UInt64: UInt64] = [:]
+    /// One vote per term: the candidate each node granted its vote to, per term.
+    private var voteGiven: [[UInt64]: NodeID] = [:]
+    /// Pre-vote grants each node received, per term it asked about.
+    private var preVoteGrants: [[UInt64]: Set<NodeID>] = [:]
+
+    mutating func record(_ violation: String) {
+        if violations.count < 20 { violations.append(violation) }
+    }
+
+    /// A replica leads `term`: one leader per term, and it holds every entry applied anywhere.
+    /// Called after every step of a leader; it checks when the replica has just been elected (a
+    /// leader deposed without knowing it yet rightly lacks what later terms committed).
+    mutating func leads(_ replica: RaftReplica) {
+        if let other = leaderOfTerm[replica.term] {
+            if other != replica.id { record("election safety: nodes \(other) and \(replica.id) both led term \(replica.term)") }
+            // §5.4.2: a leader moves its commit index only by counting replicas of an entry of its
+            // own term (earlier entries commit with it), so once moved it names one of those.
+            if replica.commitIndex > commitAtElection[replica.term]!, let term = replica.term(at: replica.commitIndex), term != replica.term {
+                record("commitment (Figure 8): node \(replica.id), leader of term \(replica.term), committed index \(replica.commitIndex) of term \(term) by counting")
+            }
+            return
+        }
+        leaderOfTerm[replica.term] = replica.id
+        commitAtElection[replica.term] = replica.commitIndex
+        for (index, entry) in appliedAt where index >= replica.firstIndex {
+            if replica.term(at: index) != entry.term {
+                record("leader completeness: node \(replica.id), leader of term \(replica.term), lacks entry \(index) (term \(entry.term)) applied elsewhere")
+                return
+            }
+        }
+    }
+
+    /// A node applies `entry`: every node applies the same entry at the same index.
+    mutating func applies(_ entry: RaftEntry, on node: NodeID) {
+        if let first = appliedAt[entry.index] {
+            if first != entry {
+                record("state-machine safety: node \(node) applied \(entry.kind) of term \(entry.term) at index \(entry.index), another node \(first.kind) of term \(first.term)")
+            }
+        } else {
+            appliedAt[entry.index] = entry
+        }
+    }
+
+    /// Whether `entry` was applied somewhere (it is committed).
+    func isApplied(_ entry: RaftEntry) -> Bool { appliedAt[entry.index] != nil }
+
+    /// The term of the entry applied at `index`, if any node applied one.
+    func appliedTerm(at index: UInt64) -> UInt64? { appliedAt[index]?.term }
+
+    /// A message leaves `from`.
+    mutating func sends(_ message: RaftMessage, configuration: RaftConfiguration, preVoteConfigured: Bool) {
+        switch message.body {
+        case .voteResponse(granted: true):
+            let key = [message.from, message.term]
+            if let earlier = voteGiven[key], earlier != message.to {
+                record("one vote per term: node \(message.from) voted for \(earlier) and \(message.to) in term \(message.term)")
+            }
+            voteGiven[key] = message.to
+        case .vote(_, _, transfer: false) where preVoteConfigured:
+            // With pre-vote, a node raises its term for an election only after a quorum granted
+            // the pre-vote: a partitioned node never disrupts the cluster (§9.6).
+            let granted = (preVoteGrants[[message.from, message.term]] ?? []).union([message.from])
+            if granted.intersection(configuration.voters).count < configuration.quorum {
+                record("pre-vote: node \(message.from) started an election for term \(message.term) with pre-votes of only \(granted.sorted())")
+            }
+        default:
+            break
+        }
+    }
+
+    /// A message arrives at its receiver.
+    mutating func delivers(_ message: RaftMessage) {
+        if case .preVoteResponse(granted: true) = message.body {
+            preVoteGrants[[message.to, message.term], default: []].insert(message.from)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+/// The outcome of one ``ClusterSimulation`` run.
+public struct SimulationReport {
+    /// Counts that show what a run exercised.
+    public struct Statistics: Sendable, Equatable {
+        /// Crashes and restarts of nodes.
+        public var crashes = 0, restarts = 0
+        /// Random partitions.
+        public var partitions = 0
+        /// Membership changes and leadership transfers the leader accepted.
+        public var membershipChanges = 0, transfers = 0
+        /// Snapshots sent, installed; log compactions.
+        public var snapshotsSent = 0, snapshotsInstalled = 0, compactions = 0
+        /// Client operations answered, and given up (outcome unknown).
+        public var answered = 0, abandoned = 0
+        /// The leader's term and commit index at the end.
+        public var finalTerm: UInt64 = 0, finalCommit: UInt64 = 0
+        /// Set when the linearizability checker hit its bound (the run counts as passed).
+        public var linearizabilityUndecided: String?
+
+        /// All zero.
+        public init() {}
+    }
+
+    /// The seed that reproduces the run.
+    public let seed: UInt64
+    /// The number of voters it started with.
+    public let nodes: Int
+    /// What went wrong; empty for a passing run.
+    public let violations: [String]
+    /// A digest of every event, equal for equal seeds (determinism).
+    public let traceDigest: UInt64
+    /// What the run exercised.
+    public let statistics: Statistics
+    /// The clients' history.
+    public let history: ClientHistory<ClusterSimulation.Model>
+
+    /// Whether no checker fired.
+    public var passed: Bool { violations.isEmpty }
+
+    /// The one-line command that replays this run.
+    public var replayCommand: String {
+        "swift run clusdb-simulate --seed \(seed) --nodes \(nodes)"
+    }
+}
+
+/// FNV-1a over the events of a run: two runs of one seed must produce the same value.
+struct TraceDigest: Sendable {
+    private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+
+    mutating func add(_ numbers: any BinaryInteger...) {
+        for number in numbers {
+            var bits = UInt64(truncatingIfNeeded: number)
+            for _ in 0..<8 {
+                value ^= bits & 0xFF
+                value &*= 0x100_0000_01B3
+                bits >>= 8
+            }
+        }
+    }
+}

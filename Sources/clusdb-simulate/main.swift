@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ClusDBRaft
+import ClusDBSimulation
+
+// clusdb-simulate: runs the deterministic simulator outside the test runner.
+//   swift run clusdb-simulate --seed N [--nodes 3]            one run, its report (a failing seed's replay)
+//   swift run clusdb-simulate --seeds 100000 [--first 1] [--nodes 3|5|3,5]   a long sweep with progress
+// Exit status 1 when any run violates a checked property.
+
+/// The value after `flag` on the command line, if present.
+func argument(_ flag: String) -> String? {
+    let arguments = CommandLine.arguments
+    guard let position = arguments.firstIndex(of: flag), position + 1 < arguments.count else { return nil }
+    return arguments[position + 1]
+}
+
+func fail(_ message: String) -> Never {
+    print("clusdb-simulate: ERROR_INVALID_PARAMETER (87): \(message)")
+    exit(2)
+}
+
+/// The deliberate bug `--broken NAME` switches on (to see the checkers catch it).
+let broken = argument("--broken")
+let brokenNames = ["commit-previous-term", "skip-pre-vote", "read-without-read-index", "forget-vote", "apply-retried-twice"]
+if let broken, !brokenNames.contains(broken) { fail("--broken takes one of \(brokenNames.joined(separator: ", ")), not \(broken)") }
+
+/// Options for one run.
+func options(seed: UInt64, nodes: Int) -> SimulationOptions {
+    var options = SimulationOptions.swarm(seed: seed, nodes: nodes)
+    switch broken {
+    case "commit-previous-term": options.brokenProtocol = [.commitPreviousTermByCounting]
+    case "skip-pre-vote": options.brokenProtocol = [.skipPreVote]
+    case "read-without-read-index": options.brokenProtocol = [.readWithoutReadIndex]
+    case "forget-vote": options.brokenProtocol = [.forgetVoteOnCrash]
+    case "apply-retried-twice": options.applyRetriedWritesTwice = true
+    default: break
+    }
+    return options
+}
+
+let nodeCounts = (argument("--nodes") ?? "3").split(separator: ",").map { text -> Int in
+    guard let count = Int(text), (1...7).contains(count) else { fail("--nodes takes 1 to 7 (or a list like 3,5), not \(text)") }
+    return count
+}
+
+if let seedText = argument("--seed") {
+    guard let seed = UInt64(seedText) else { fail("--seed takes a non-negative integer, not \(seedText)") }
+    var failed = false
+    for nodes in nodeCounts {
+        var simulation = ClusterSimulation(options: options(seed: seed, nodes: nodes))
+        let report = simulation.run()
+        print("seed \(seed), \(nodes) nodes: \(report.passed ? "passed" : "FAILED"), trace \(String(report.traceDigest, radix: 16))")
+        print("  \(report.statistics)")
+        for violation in report.violations { print("  violation: \(violation)") }
+        failed = failed || !report.passed
+    }
+    exit(failed ? 1 : 0)
+}
+
+let count = UInt64(argument("--seeds") ?? "1000") ?? 0
+let first = UInt64(argument("--first") ?? "1") ?? 1
+guard count > 0 else { fail("--seeds takes a positive count") }
+var failures: [String] = []
+var answered = 0
+for offset in 0..<count {
+    let seed = first + offset
+    for nodes in nodeCounts {
+        var simulation = ClusterSimulation(options: options(seed: seed, nodes: nodes))
+        let report = simulation.run()
+        answered += report.statistics.answered
+        if !report.passed {
+            let line = "seed \(seed), \(nodes) nodes: \(report.violations.first!) — replay: swift run clusdb-simulate --seed \(seed) --nodes \(nodes)"
+            failures.append(line)
+            print("FAILED \(line)")
+        }
+    }
+    if (offset + 1) % 100 == 0 || offset + 1 == count {
+        print("\(offset + 1)/\(count) seeds, \(failures.count) failing, \(answered) client operations answered")
+    }
+}
+print("summary: \(count) seeds × nodes \(nodeCounts.map(String.init).joined(separator: ",")): \(failures.count) failing")
+exit(failures.isEmpty ? 0 : 1)
