@@ -137,7 +137,9 @@ public struct ExportedKey: Sendable, Equatable {
             guard case .object(let entries) = member.value else {
                 throw JSONDocument.Problem(path: memberPath, message: "must be an object of names, not \(member.value.kind)")
             }
-            var seen = Set<String>()
+            // Folds as UTF-8 bytes, as the hive compares them: a Set<String> would also merge
+            // canonically equivalent spellings (`é` and `e` + U+0301), which the hive keeps apart.
+            var seen = Set<[UInt8]>()
             for entry in entries {
                 let entryPath = JSONDocument.path(memberPath, member: entry.name)
                 do throws(ClusterError) {
@@ -149,7 +151,7 @@ public struct ExportedKey: Sendable, Equatable {
                 } catch {
                     throw JSONDocument.Problem(path: entryPath, message: error.message)
                 }
-                if !seen.insert(RegistryName.fold(entry.name)).inserted {
+                if !seen.insert(Array(RegistryName.fold(entry.name).utf8)).inserted {
                     throw JSONDocument.Problem(
                         path: entryPath, message: "two \(member.name) named \(RegistryName.quoted(entry.name)) differ only by case")
                 }

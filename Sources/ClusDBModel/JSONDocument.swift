@@ -385,7 +385,9 @@ public enum JSONDocument {
         mutating func object(path: String, depth: Int) throws(Problem) -> Value {
             offset += 1
             var members: [(name: String, value: Value)] = []
-            var seen = Set<String>()
+            // Names as UTF-8 bytes: a Set<String> would call canonically equivalent names
+            // (`é` and `e` + U+0301) duplicates, and an export holds both when the hive does.
+            var seen = Set<[UInt8]>()
             skipSpace()
             if offset < bytes.count && bytes[offset] == 0x7D {
                 offset += 1
@@ -399,7 +401,7 @@ public enum JSONDocument {
                 let nameOffset = offset
                 let name = try string(path: path, isName: true)
                 let memberPath = JSONDocument.path(path, member: name)
-                guard seen.insert(name).inserted else {
+                guard seen.insert(Array(name.utf8)).inserted else {
                     throw problem(memberPath, "the member appears twice in one object", at: nameOffset)
                 }
                 skipSpace()

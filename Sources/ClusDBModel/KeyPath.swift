@@ -20,13 +20,17 @@ public struct KeyPath: Hashable, Sendable, CustomStringConvertible {
             self.init(trusted: [])
             return
         }
-        if text.hasPrefix("\\") {
+        // Split on the backslash scalar, not on `Character`s: a backslash and a combining mark
+        // after it (U+0301) are one Character, which a Character split would not separate, and
+        // grapheme breaking follows the standard library's Unicode version.
+        let scalars = text.unicodeScalars
+        if scalars.first == "\\" {
             throw ClusterError(.invalidParameter, "key path \(RegistryName.quoted(text)) must not start with a backslash")
         }
-        if text.hasSuffix("\\") {
+        if scalars.last == "\\" {
             throw ClusterError(.invalidParameter, "key path \(RegistryName.quoted(text)) must not end with a backslash")
         }
-        let parts = text.split(separator: "\\", omittingEmptySubsequences: false).map(String.init)
+        let parts = scalars.split(separator: "\\", omittingEmptySubsequences: false).map(String.init)
         try self.init(components: parts)
     }
 
@@ -64,8 +68,12 @@ public struct KeyPath: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// True when both name the same key (names compare case-insensitively).
+    ///
+    /// Folded names are compared by their UTF-8 bytes, as the hive compares them: `String`'s `==`
+    /// treats canonically equivalent spellings (`é` and `e` + U+0301) as equal, the hive does not.
     public func sameKey(as other: KeyPath) -> Bool {
-        components.count == other.components.count && folded == other.folded
+        components.count == other.components.count
+            && zip(folded, other.folded).allSatisfy { $0.utf8.elementsEqual($1.utf8) }
     }
 
     /// The backslash-joined text form.

@@ -109,7 +109,10 @@ public struct HiveDifference: Codable, Sendable, Equatable {
                 valuesAdded += 1
                 b = try new.next()
             case .same:
-                if a!.type != b!.type || a!.data != b!.data || a!.name != b!.name { valuesChanged += 1 }
+                // Spellings compare as bytes: String's == would miss an NFC/NFD re-spelling.
+                if a!.type != b!.type || a!.data != b!.data || !a!.name.utf8.elementsEqual(b!.name.utf8) {
+                    valuesChanged += 1
+                }
                 a = try old.next()
                 b = try new.next()
             }
@@ -123,7 +126,8 @@ public struct HiveDifference: Codable, Sendable, Equatable {
     private static func order(_ a: [String]?, _ b: [String]?) -> Order {
         guard let a else { return .descending }
         guard let b else { return .ascending }
-        for (x, y) in zip(a, b) where x != y {
+        // Bytes, not String's ==, which calls canonically equivalent spellings equal.
+        for (x, y) in zip(a, b) where !x.utf8.elementsEqual(y.utf8) {
             return x.utf8.lexicographicallyPrecedes(y.utf8) ? .ascending : .descending
         }
         return .same

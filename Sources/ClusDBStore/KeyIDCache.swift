@@ -5,8 +5,23 @@ import ClusDBModel
 ///
 /// Owned by ``Hive`` behind a mutex and used only inside the apply transaction. Anything that
 /// may invalidate an id — a deleted key, a rolled-back batch or transaction — empties it.
+///
+/// Paths are keyed by their UTF-8 bytes, the way SQLite compares `fold`: a `String` key would
+/// treat canonically equivalent spellings (`é` and `e` + U+0301, two keys in the hive) as one,
+/// so a cached id could answer for a key the database does not hold, and only on a replica whose
+/// cache happened to hold it.
 final class KeyIDCache {
-    private var ids: [String: Int64] = [:]
+    private var ids: [PathBytes: Int64] = [:]
+
+    /// A folded path as its UTF-8 bytes, compared byte for byte and hashed in one call (an
+    /// array's own hashing feeds the hasher one byte at a time, on every write).
+    private struct PathBytes: Hashable {
+        let bytes: [UInt8]
+
+        func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+    }
 
     /// Cached paths at most; past it the cache starts over (simple, and bounded).
     static let entriesMax = 4_096
@@ -32,5 +47,13 @@ final class KeyIDCache {
     func removeAll() { ids.removeAll(keepingCapacity: true) }
 
     /// Folded names cannot contain a backslash, so joining with one is unambiguous.
-    private static func key(_ folded: ArraySlice<String>) -> String { folded.joined(separator: "\\") }
+    private static func key(_ folded: ArraySlice<String>) -> PathBytes {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(folded.reduce(folded.count) { $0 + $1.utf8.count })
+        for (position, name) in folded.enumerated() {
+            if position > 0 { bytes.append(0x5C) }
+            bytes.append(contentsOf: name.utf8)
+        }
+        return PathBytes(bytes: bytes)
+    }
 }
