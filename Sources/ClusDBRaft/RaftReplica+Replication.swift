@@ -91,6 +91,12 @@ extension RaftReplica {
         guard var follower = progress[node] else { return }
         follower.recentlyActive = true
         follower.probeSent = false
+        // A full window whose appends were lost would wait forever: the follower is alive, so
+        // free one slot; the next append shows where its log really ends (etcd-io/raft does the
+        // same). Found by the simulator (seed 1309, 3 nodes).
+        if follower.mode == .replicate && follower.isPaused(options: options) && !follower.inflight.isEmpty {
+            follower.inflight.removeFirst()
+        }
         progress[node] = follower
         if follower.match < log.lastIndex { sendAppend(to: node, evenIfEmpty: true) }
         if context > 0 { acknowledgeReadRound(context, from: node) }

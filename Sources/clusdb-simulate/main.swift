@@ -9,6 +9,13 @@ import ClusDBSimulation
 //   swift run clusdb-simulate --seeds 100000 [--first 1] [--nodes 3|5|3,5]   a long sweep with progress
 // Exit status 1 when any run violates a checked property.
 
+/// Prints a line at once: progress and failures must show as they happen when the output goes
+/// to a file or a pipe (fflush(nil) flushes every stream, so stdout needs no global reference).
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
 /// The value after `flag` on the command line, if present.
 func argument(_ flag: String) -> String? {
     let arguments = CommandLine.arguments
@@ -17,7 +24,7 @@ func argument(_ flag: String) -> String? {
 }
 
 func fail(_ message: String) -> Never {
-    print("clusdb-simulate: ERROR_INVALID_PARAMETER (87): \(message)")
+    say("clusdb-simulate: ERROR_INVALID_PARAMETER (87): \(message)")
     exit(2)
 }
 
@@ -51,9 +58,9 @@ if let seedText = argument("--seed") {
     for nodes in nodeCounts {
         var simulation = ClusterSimulation(options: options(seed: seed, nodes: nodes))
         let report = simulation.run()
-        print("seed \(seed), \(nodes) nodes: \(report.passed ? "passed" : "FAILED"), trace \(String(report.traceDigest, radix: 16))")
-        print("  \(report.statistics)")
-        for violation in report.violations { print("  violation: \(violation)") }
+        say("seed \(seed), \(nodes) nodes: \(report.passed ? "passed" : "FAILED"), trace \(String(report.traceDigest, radix: 16))")
+        say("  \(report.statistics)")
+        for violation in report.violations { say("  violation: \(violation)") }
         failed = failed || !report.passed
     }
     exit(failed ? 1 : 0)
@@ -73,12 +80,12 @@ for offset in 0..<count {
         if !report.passed {
             let line = "seed \(seed), \(nodes) nodes: \(report.violations.first!) — replay: swift run clusdb-simulate --seed \(seed) --nodes \(nodes)"
             failures.append(line)
-            print("FAILED \(line)")
+            say("FAILED \(line)")
         }
     }
     if (offset + 1) % 100 == 0 || offset + 1 == count {
-        print("\(offset + 1)/\(count) seeds, \(failures.count) failing, \(answered) client operations answered")
+        say("\(offset + 1)/\(count) seeds, \(failures.count) failing, \(answered) client operations answered")
     }
 }
-print("summary: \(count) seeds × nodes \(nodeCounts.map(String.init).joined(separator: ",")): \(failures.count) failing")
+say("summary: \(count) seeds × nodes \(nodeCounts.map(String.init).joined(separator: ",")): \(failures.count) failing")
 exit(failures.isEmpty ? 0 : 1)

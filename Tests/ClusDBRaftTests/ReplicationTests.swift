@@ -165,6 +165,24 @@ struct ReplicationTests {
         #expect(network.appliedCommands(2) == ["a", "b", "c", "d", "e"], "answers open the window again")
     }
 
+    @Test("A full window of lost appends frees itself at the follower's next heartbeat answer")
+    func lostWindowRecovers() {
+        var options = RaftTestNetwork.testOptions
+        options.maxInflightAppends = 2
+        options.maxAppendBytes = 1
+        var network = RaftTestNetwork(voters: [1, 2], options: options)
+        network.campaign(1)
+        network.drop = { message in
+            if case .append = message.body { return true }
+            return false
+        }
+        for value in ["a", "b", "c"] { network.propose(1, value) }
+        network.tick([1], times: 3)  // heartbeats and their answers still flow
+        network.drop = { _ in false }
+        network.tick([1], times: 3)
+        #expect(network.appliedCommands(2) == ["a", "b", "c"])
+    }
+
     @Test("A lagging follower behind the compacted log receives the snapshot, then the rest")
     func snapshotToLaggingFollower() {
         var network = RaftTestNetwork(voters: [1, 2, 3])

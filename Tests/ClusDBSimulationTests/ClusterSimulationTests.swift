@@ -14,6 +14,8 @@ let regressionSeeds: [(seed: UInt64, nodes: Int, caught: String)] = [
     (325, 3, "an old term's delayed append was taken for one that overwrites committed entries (checker bug)"),
     (865, 5, "a client's abandoned read was answered late into its next read of the same value (simulator bug)"),
     (678, 3, "the same late read answer"),
+    (1309, 3, "a follower whose window of appends was lost waited forever (replica bug: the window is freed at a heartbeat answer)"),
+    (1006, 5, "the same full window"),
 ]
 
 @Suite("Deterministic simulation of the Raft core: safety under faults, liveness after healing")
