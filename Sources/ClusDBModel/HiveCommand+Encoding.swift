@@ -10,6 +10,7 @@ extension HiveCommand {
         case deleteValue = 3
         case deleteKey = 4
         case batch = 5
+        case sessioned = 6
     }
 
     /// Encodes the command.
@@ -34,6 +35,11 @@ extension HiveCommand {
             writer.u8(Tag.deleteKey.rawValue)
             Self.write(key, to: &writer)
             writer.u8(recursive ? 1 : 0)
+        case .sessioned(let session, let command):
+            writer.u8(Tag.sessioned.rawValue)
+            writer.u64(session.client)
+            writer.u64(session.sequence)
+            writer.lengthPrefixed(command.encoded())
         case .batch(let root, let commands):
             writer.u8(Tag.batch.rawValue)
             Self.write(root, to: &writer)
@@ -78,6 +84,9 @@ extension HiveCommand {
                 self = .deleteValue(key: try Self.readPath(&reader), name: try reader.string())
             case .deleteKey:
                 self = .deleteKey(try Self.readPath(&reader), recursive: try Self.readBool(&reader))
+            case .sessioned:
+                let session = ClientSession(client: try reader.u64(), sequence: try reader.u64())
+                self = .sessioned(session, try HiveCommand(encoded: Array(try reader.lengthPrefixed())))
             case .batch:
                 let root = try Self.readPath(&reader)
                 let count = Int(try reader.u32())

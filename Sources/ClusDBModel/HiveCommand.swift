@@ -15,6 +15,9 @@ public enum HiveCommand: Sendable, Hashable {
     case deleteKey(KeyPath, recursive: Bool)
     /// An atomic batch relative to `root` (`ClusterRegCloseBatch`): all commands or none.
     case batch(root: KeyPath, commands: [BatchCommand])
+    /// A write of a client session: applied once however often it is retried; a retry is answered
+    /// with the first outcome (``ClientSession``). The inner command is never itself sessioned.
+    indirect case sessioned(ClientSession, HiveCommand)
 
     /// Checks names, values and the batch size.
     /// - Throws: `ERROR_INVALID_PARAMETER` naming the first problem.
@@ -27,6 +30,10 @@ public enum HiveCommand: Sendable, Hashable {
             try value.validate()
         case .deleteValue(_, let name):
             try RegistryName.validateValueName(name)
+        case .sessioned(let session, let command):
+            try session.validate()
+            if case .sessioned = command { throw ClusterError(.invalidParameter, "a session write cannot hold another") }
+            try command.validate()
         case .batch(let root, let commands):
             if commands.count > Limits.batchCommandsMax {
                 throw ClusterError(
@@ -67,7 +74,10 @@ public enum HiveCommand: Sendable, Hashable {
 
     /// True for commands that change nothing when they fail before running.
     public var isBatch: Bool {
-        if case .batch = self { return true }
-        return false
+        switch self {
+        case .batch: true
+        case .sessioned(_, let command): command.isBatch
+        default: false
+        }
     }
 }

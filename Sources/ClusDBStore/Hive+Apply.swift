@@ -72,13 +72,65 @@ extension Hive {
                     outcomes.append(.done)
                     continue
                 }
-                outcomes.append(try Self.applyOne(command, in: db, cache: cache))
+                if case .sessioned(let session, let inner) = command {
+                    outcomes.append(try Self.applySessioned(inner, session: session, index: item.index, rules: sessionRules, in: db, cache: cache))
+                } else {
+                    outcomes.append(try Self.applyOne(command, in: db, cache: cache))
+                }
             }
             // Cached statements: GRDB re-authorizes every freshly prepared statement, a visible
             // cost when it happens once per group.
             try db.cachedStatement(sql: "UPDATE hive_state SET applied_index = ?, applied_term = ? WHERE id = 1")
                 .execute(arguments: [Int64(bitPattern: last.index), Int64(bitPattern: last.term)])
             return outcomes
+        }
+    }
+
+    /// Applies a session's write once (dissertation §6.3): the same sequence number again is
+    /// answered with the stored first outcome and changes nothing; an older one is refused. Which
+    /// sessions are remembered is decided by log indexes alone (``SessionRules``), so every
+    /// replica decides alike.
+    static func applySessioned(
+        _ command: HiveCommand, session: ClientSession, index: UInt64, rules: SessionRules, in db: Database, cache: KeyIDCache
+    ) throws -> CommandOutcome {
+        let signedIndex = Int64(bitPattern: index)
+        // Forgotten: last used more than idleEntries entries ago (whether or not swept yet).
+        let oldestRemembered = index > rules.idleEntries ? Int64(bitPattern: index - rules.idleEntries) : Int64.min
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT sequence, outcome FROM hive_session WHERE client = ? AND last_index >= ?"),
+            arguments: [Int64(bitPattern: session.client), oldestRemembered])
+        if let row {
+            let last = UInt64(bitPattern: row[0] as Int64)
+            if session.sequence == last {
+                return try CommandOutcome(encoded: Array(row[1] as Data))
+            }
+            if session.sequence < last {
+                return .failed(
+                    ClusterError(
+                        .invalidParameter,
+                        "session \(session.client) already applied write \(last); write \(session.sequence) is older and was not applied again"))
+            }
+        }
+        let outcome = try applyOne(command, in: db, cache: cache)
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO hive_session(client, sequence, outcome, last_index) VALUES(?, ?, ?, ?)")
+            .execute(arguments: [
+                Int64(bitPattern: session.client), Int64(bitPattern: session.sequence), Data(outcome.encoded()), signedIndex,
+            ])
+        if index % rules.sweepEveryEntries == 0 { try sweepSessions(index: index, rules: rules, in: db) }
+        return outcome
+    }
+
+    /// Deletes forgotten sessions, then the least recently used beyond ``SessionRules/sessionsMax``
+    /// (ties by client id, so every replica deletes the same rows).
+    static func sweepSessions(index: UInt64, rules: SessionRules, in db: Database) throws {
+        if index > rules.idleEntries {
+            try db.execute(sql: "DELETE FROM hive_session WHERE last_index < ?", arguments: [Int64(bitPattern: index - rules.idleEntries)])
+        }
+        let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM hive_session") ?? 0
+        if count > rules.sessionsMax {
+            try db.execute(
+                sql: "DELETE FROM hive_session WHERE client IN (SELECT client FROM hive_session ORDER BY last_index, client LIMIT ?)",
+                arguments: [count - rules.sessionsMax])
         }
     }
 
@@ -178,6 +230,8 @@ extension Hive {
         case .batch(let root, let commands):
             try executeBatch(root: root, commands: commands, in: db, cache: cache)
             return .done
+        case .sessioned:
+            preconditionFailure("a session write is applied by applySessioned, and never holds another")
         }
     }
 

@@ -57,17 +57,22 @@ public final class Hive: Sendable {
         }
     }
 
+    /// How long client sessions are remembered: ``SessionRules/standard`` except in tests, since
+    /// every replica must apply the same rules.
+    public let sessionRules: SessionRules
+
     /// Wraps a database, creating the schema if needed.
-    public init(database: any DatabaseWriter) throws(ClusterError) {
+    public init(database: any DatabaseWriter, sessionRules: SessionRules = .standard) throws(ClusterError) {
         self.database = database
+        self.sessionRules = sessionRules
         try Self.storage {
             try database.write { db in try Self.createSchema(db) }
         }
     }
 
     /// An empty hive in memory.
-    public static func inMemory() throws(ClusterError) -> Hive {
-        try Hive(database: try storage { try DatabaseQueue() })
+    public static func inMemory(sessionRules: SessionRules = .standard) throws(ClusterError) -> Hive {
+        try Hive(database: try storage { try DatabaseQueue() }, sessionRules: sessionRules)
     }
 
     /// Opens (creating) the hive file at `path` in WAL mode.
@@ -97,7 +102,10 @@ public final class Hive: Sendable {
         return hive
     }
 
-    private init(unchecked database: any DatabaseWriter) { self.database = database }
+    private init(unchecked database: any DatabaseWriter) {
+        self.database = database
+        sessionRules = .standard
+    }
 
     /// Closes the database connections (releasing the files); the hive must not be used after.
     /// A connection still in use stays open until it is released.
@@ -136,6 +144,12 @@ public final class Hive: Sendable {
                     applied_term INTEGER NOT NULL,
                     cluster_name TEXT NOT NULL,
                     cluster_id TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS hive_session(
+                    client INTEGER PRIMARY KEY,
+                    sequence INTEGER NOT NULL,
+                    outcome BLOB NOT NULL,
+                    last_index INTEGER NOT NULL);
+                CREATE INDEX IF NOT EXISTS hive_session_by_last_index ON hive_session(last_index, client);
                 INSERT OR IGNORE INTO hive_key(id, parent, name, fold) VALUES(1, 0, '', '');
                 INSERT OR IGNORE INTO hive_state VALUES(1, 1, 0, 0, '', '');
                 """)
