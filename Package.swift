@@ -36,7 +36,7 @@ let package = Package(
         // Vocabulary shared by client and server: keys, typed values, commands, errors, limits.
         .target(name: "ClusDBModel", swiftSettings: strictSettings),
         // The pure Raft replica: no I/O, no clock, no threads (docs/ARCHITECTURE.md "Consensus").
-        .target(name: "ClusDBRaft", swiftSettings: simulatedSettings),
+        .target(name: "ClusDBRaft", dependencies: ["ClusDBModel"], swiftSettings: simulatedSettings),
         // The processor's CRC-32C instruction, for ClusDBStore's CRC32C (see crc32c.c for why C).
         .target(name: "CClusDBCRC32C"),
         // Durable storage: quorum log segments, cluster checkpoints, the hive on SQLite.
@@ -98,12 +98,12 @@ let package = Package(
         ),
         // The deterministic simulator (replicas over a faulty network with crashes, checkers) and
         // the linearizability checker for its client histories.
-        .target(name: "ClusDBSimulation", dependencies: ["ClusDBRaft"], swiftSettings: simulatedSettings),
+        .target(name: "ClusDBSimulation", dependencies: ["ClusDBRaft", "ClusDBModel"], swiftSettings: simulatedSettings),
         // Runs the simulator from the command line: one seed's report, or a long sweep.
-        .executableTarget(name: "clusdb-simulate", dependencies: ["ClusDBSimulation", "ClusDBRaft"], swiftSettings: strictSettings),
+        .executableTarget(name: "clusdb-simulate", dependencies: ["ClusDBSimulation", "ClusDBRaft", "ClusDBModel"], swiftSettings: strictSettings),
         // Helpers the test targets share.
-        .target(name: "ClusDBTestSupport", dependencies: ["ClusDBStore"], path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
-        .testTarget(name: "ClusDBRaftTests", dependencies: ["ClusDBRaft"], swiftSettings: strictSettings),
+        .target(name: "ClusDBTestSupport", dependencies: ["ClusDBStore", "ClusDBModel"], path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
+        .testTarget(name: "ClusDBRaftTests", dependencies: ["ClusDBRaft", "ClusDBModel"], swiftSettings: strictSettings),
         .testTarget(name: "ClusDBModelTests", dependencies: ["ClusDBTestSupport", "ClusDBModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBStoreTests",
@@ -132,7 +132,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "ClusDBSimulationTests", dependencies: ["ClusDBSimulation"], swiftSettings: strictSettings),
+        .testTarget(name: "ClusDBSimulationTests", dependencies: ["ClusDBSimulation", "ClusDBRaft", "ClusDBModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBProcessTests",
             dependencies: ["ClusDBTestSupport", "ClusAPI", "ClusDBModel", "clusdb"],

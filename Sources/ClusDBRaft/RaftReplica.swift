@@ -1,3 +1,4 @@
+import ClusDBModel
 /// One Raft replica as a pure state machine (in the style of etcd-io/raft): it does no I/O,
 /// reads no clock and starts no task. Its inputs are ticks, messages, proposals, read requests
 /// and reports from its driver (persisted, applied, compacted); its output is a ``Ready`` the

@@ -1,4 +1,5 @@
 import ClusDBRaft
+import ClusDBModel
 
 /// A seeded, single-threaded simulation of a ClusDB cluster (DESIGN §2): replicas running the
 /// production Raft core exchange messages over a ``SimulatedNetwork`` that loses, delays,

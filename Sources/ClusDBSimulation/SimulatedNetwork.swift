@@ -1,4 +1,5 @@
 import ClusDBRaft
+import ClusDBModel
 
 /// The network between simulated replicas: every message takes a random number of steps, may be
 /// lost or duplicated, and overtakes others; links can be cut one way or both. Deterministic for

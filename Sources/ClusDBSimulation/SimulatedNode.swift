@@ -1,4 +1,5 @@
 import ClusDBRaft
+import ClusDBModel
 
 /// One simulated ClusDB node: a replica and the driver work the production node will do around
 /// it — persisting, sending, applying, compacting, answering clients — with what is durable kept

@@ -1,4 +1,5 @@
 import ClusDBRaft
+import ClusDBModel
 
 /// What one simulation run does: its seed decides everything else.
 public struct SimulationOptions: Sendable, Equatable {

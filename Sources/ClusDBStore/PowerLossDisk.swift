@@ -266,7 +266,7 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
         state.withLock { state in
             var image = Image(files: [:], directories: [""])
             guard case .directory(let rootID) = state.live[root] else { preconditionFailure("the root is a directory") }
-            var generator = SeededGenerator(seed: Self.seed(of: tear))
+            var generator = RandomSource(seed: Self.seed(of: tear))
             func walk(_ id: Int, _ relative: String) {
                 for (name, entry) in state.durableEntries[id] ?? [:] {
                     let path = relative.isEmpty ? name : relative + "/" + name
@@ -293,7 +293,7 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
     }
 
     /// The bytes of a file after a power loss.
-    private static func survivor(of file: FileState, tear: Tear, generator: inout SeededGenerator) -> [UInt8] {
+    private static func survivor(of file: FileState, tear: Tear, generator: inout RandomSource) -> [UInt8] {
         var bytes = file.durable ?? []
         guard !file.pending.isEmpty else { return bytes }
         switch tear {
@@ -370,17 +370,3 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
     }
 }
 
-/// A small seeded generator (SplitMix64) so that tears repeat for a seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,4 +1,5 @@
 @testable import ClusDBRaft
+import ClusDBModel
 
 /// Replicas joined by an in-memory network, driven step by step by a test: messages are
 /// delivered in the order sent (unless a link is cut or a filter drops them), every Ready is

@@ -1,4 +1,5 @@
-@testable import ClusDBStore
+import ClusDBModel
+import ClusDBStore
 import Testing
 
 @Suite("CRC-32C")
@@ -22,7 +23,7 @@ struct CRC32CTests {
 
     @Test("The processor's instruction and the table agree at every length, offset and content")
     func hardwareMatchesTable() {
-        var generator = SeededGenerator(seed: 0xC3C3)
+        var generator = RandomSource(seed: 0xC3C3)
         let bytes = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
         bytes.withUnsafeBytes { all in
             for _ in 0..<2000 {

@@ -1,17 +1,5 @@
-/// A seeded generator (SplitMix64) so randomized tests are reproducible: the same seed gives the
-/// same sequence on every machine and toolchain.
-public struct SplitMix64: Sendable {
-    private var state: UInt64
+import ClusDBModel
 
-    /// Starts the sequence at `seed`.
-    public init(seed: UInt64) { state = seed }
-
-    /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The seeded generator of the randomized tests: ``RandomSource`` (SplitMix64), under the name
+/// the tests have always used; the same seed gives the same sequence on every machine.
+public typealias SplitMix64 = RandomSource

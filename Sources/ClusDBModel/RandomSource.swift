@@ -1,5 +1,6 @@
-/// A seeded pseudo-random generator (SplitMix64): the only randomness the replica uses (its
-/// election timeouts), so that a seed replays the same run in the simulator.
+/// A seeded pseudo-random generator (SplitMix64): the only randomness of the Raft replica (its
+/// election timeouts), the simulator, the power-loss disk's tears and the randomized tests, so
+/// that a seed replays the same run on every machine and toolchain.
 public struct RandomSource: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
