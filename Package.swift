@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "ClusDBStore",
             dependencies: [
-                "ClusDBModel", "CClusDBCRC32C",
+                "ClusDBModel", "ClusDBRaft", "CClusDBCRC32C",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
