@@ -26,18 +26,13 @@ struct FollowerProgress: Sendable, Equatable {
     /// The highest commit index this follower was sent that it could take (capped by what the
     /// message proved it holds): when it lags the leader's, an append goes even without entries.
     var commitSent: UInt64 = 0
-    /// Whether it is a learner (receives the log, does not count).
-    var isLearner: Bool
-
-    init(next: UInt64, isLearner: Bool) {
+    init(next: UInt64) {
         self.next = next
-        self.isLearner = isLearner
     }
 
     static func == (left: FollowerProgress, right: FollowerProgress) -> Bool {
         left.match == right.match && left.next == right.next && left.commitSent == right.commitSent && left.mode == right.mode && left.probeSent == right.probeSent
             && left.inflight.map(\.lastIndex) == right.inflight.map(\.lastIndex) && left.recentlyActive == right.recentlyActive
-            && left.isLearner == right.isLearner
     }
 
     /// Bytes in flight.
@@ -83,10 +78,12 @@ struct FollowerProgress: Sendable, Equatable {
         next = match + 1
     }
 
-    /// Records an append that was sent with entries up to `lastIndex`.
-    mutating func sent(lastIndex: UInt64, bytes: Int) {
+    /// Records an append that was sent with `entryCount` entries up to `lastIndex`.
+    mutating func sent(lastIndex: UInt64, entryCount: Int, bytes: Int) {
         switch mode {
         case .replicate:
+            // An append without entries (sent for its commit index) takes no place in the window.
+            guard entryCount > 0 else { return }
             next = lastIndex + 1
             inflight.append((lastIndex, bytes))
         case .probe:

@@ -6,6 +6,8 @@ public enum ProposalRefusal: Error, Sendable, Equatable {
     case transferringLeadership
     /// The uncommitted tail of the log holds ``RaftOptions/maxUncommittedBytes``: retry later.
     case uncommittedLimit
+    /// ``RaftOptions/maxPendingReads`` reads already wait: retry later.
+    case pendingReadLimit
     /// A membership change is already in progress, or the leader has not yet committed an entry
     /// of its own term (the single-server change bug, Ongaro, raft-dev 2015).
     case configurationChangeInProgress

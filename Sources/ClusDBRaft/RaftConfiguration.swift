@@ -13,6 +13,10 @@ public struct RaftConfiguration: Sendable, Equatable, Hashable {
         self.learners = learners
     }
 
+    /// Whether no node is both voter and learner (a configuration decoded from a disk or a peer
+    /// is checked with this before use; the initializer traps on such input from code).
+    public var isValid: Bool { voters.isDisjoint(with: learners) }
+
     /// Every member, voters and learners.
     public var members: Set<NodeID> { voters.union(learners) }
 

@@ -1,3 +1,5 @@
+import ClusDBModel
+
 /// The replica's view of its log: the entries after the last snapshot (compacted prefix), in
 /// memory, with the indexes that are durable, committed and applied.
 ///
@@ -23,26 +25,46 @@ struct RaftLog: Sendable {
 
     /// A log restored from durable state: everything given is persisted; `committed` from the
     /// hard state, `applied` from the state machine.
-    init(snapshot: SnapshotMetadata?, entries: [RaftEntry], committed: UInt64, applied: UInt64) {
+    ///
+    /// The disk can hold states no correct run leaves whole, and they must not trap: a commit
+    /// index past the durable log (the hard state is written before the entries of its Ready,
+    /// and a crash came between) is lowered to the log's end — it is only knowledge, and the
+    /// leader tells it again; a state machine behind the snapshot (a crash while installing one)
+    /// is reported by `stateMachineBehindSnapshot`, and the replica hands the snapshot out again.
+    /// What no crash of a correct driver leaves (indexes with gaps, terms going back, a state
+    /// machine past the log's end) is refused as damage.
+    init(snapshot: SnapshotMetadata?, entries: [RaftEntry], committed: UInt64, applied: UInt64) throws(ClusterError) {
         let base = snapshot?.index ?? 0
         snapshotIndex = base
         snapshotTerm = snapshot?.term ?? 0
         for (offset, entry) in entries.enumerated() {
-            precondition(entry.index == base + 1 + UInt64(offset), "log indexes are contiguous and continue the snapshot")
-            precondition(offset == 0 || entry.term >= entries[offset - 1].term, "terms never decrease along the log")
+            guard entry.index == base + 1 + UInt64(offset) else {
+                throw ClusterError(.clusterLogCorrupt, "the durable log has entry \(entry.index) where \(base + 1 + UInt64(offset)) belongs")
+            }
+            guard entry.term >= (offset == 0 ? snapshotTerm : entries[offset - 1].term) else {
+                throw ClusterError(.clusterLogCorrupt, "the durable log's term goes back at entry \(entry.index) (\(entry.term))")
+            }
         }
         self.entries = entries
         let last = base + UInt64(entries.count)
-        precondition(committed <= last, "the committed index \(committed) is in the log (last \(last))")
-        precondition(applied >= base && applied <= last, "applied \(applied) lies between the snapshot and the log's end")
+        guard applied <= last else {
+            throw ClusterError(.clusterLogCorrupt, "the state machine applied \(applied) but the durable log ends at \(last)")
+        }
+        stateMachineBehindSnapshot = applied < base
+        let appliedOrSnapshot = max(applied, base)
         // The state machine may be ahead of the persisted commit index (the hard state is not
         // rewritten for every commit); what it applied was committed.
-        self.committed = max(committed, applied)
+        self.committed = max(min(committed, last), appliedOrSnapshot)
         persisted = last
         handedOut = last
-        self.applied = applied
-        handedOutForApply = applied
+        self.applied = appliedOrSnapshot
+        handedOutForApply = appliedOrSnapshot
     }
+
+    /// Whether the state machine found at start-up was behind the snapshot: the driver must
+    /// install the snapshot's image before applying anything (the replica's first ``Ready``
+    /// hands it out).
+    private(set) var stateMachineBehindSnapshot = false
 
     /// The first index still in the log (one past the snapshot).
     var firstIndex: UInt64 { snapshotIndex + 1 }
@@ -185,7 +207,10 @@ struct RaftLog: Sendable {
         snapshotTerm = term
     }
 
-    /// Replaces the whole log with a snapshot received from the leader.
+    /// Replaces the whole log with a snapshot received from the leader. Everything up to its
+    /// index counts as durable and applied from now on: the Ready that hands the snapshot out
+    /// has the driver install it before anything else, and nothing of this log before it is
+    /// handed out again.
     mutating func restore(_ snapshot: SnapshotMetadata) {
         precondition(snapshot.index > committed, "a snapshot moves the log forward")
         entries = []

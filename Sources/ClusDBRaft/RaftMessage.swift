@@ -29,6 +29,13 @@ public struct RaftMessage: Sendable, Equatable {
         case installSnapshot(SnapshotMetadata)
         /// Start an election now, skipping the pre-vote (leadership transfer, §3.10).
         case timeoutNow
+        /// The sender's commit index and the term of its entry there, sent to a candidate whose
+        /// log is behind the sender's (with the refused vote). Any replica holding that entry may
+        /// take it as committed: by log matching its log equals the sender's up to there, and
+        /// what is committed stays so. It unblocks voters that never heard that a change
+        /// removing the sender committed, while the sender, holding the newer log, refuses them
+        /// its vote (found by the simulator: seeds 181 and 371, two voters, one removed).
+        case commitHint(index: UInt64, term: UInt64)
         /// A follower asks the leader for a read index for its read `context`.
         case readIndex(context: UInt64)
         /// The leader's answer: the read may be served once `index` is applied. `index` is 0
@@ -64,7 +71,8 @@ public struct RaftMessage: Sendable, Equatable {
     /// Whether only a leader of `term` sends this message.
     var isFromLeader: Bool {
         switch body {
-        case .append, .heartbeat, .installSnapshot, .timeoutNow, .readIndexResponse: true
+        // Not a read-index answer: a follower refuses a forwarded read with one (index 0).
+        case .append, .heartbeat, .installSnapshot, .timeoutNow: true
         default: false
         }
     }

@@ -14,6 +14,9 @@ public struct RaftOptions: Sendable, Equatable {
     public var maxAppendBytes = 1 << 20
     /// Proposals waiting in the log beyond the commit index before new ones are refused.
     public var maxUncommittedBytes = 256 << 20
+    /// Reads waiting for their read index on one replica (its own and, on a leader, those
+    /// followers forwarded) before new ones are refused.
+    public var maxPendingReads = 4096
     /// Whether to run a pre-vote before each election (§9.6). Off only to show that the
     /// simulator catches its absence.
     public var preVote = true

@@ -20,7 +20,6 @@ extension RaftReplica {
             for (node, follower) in progress {
                 precondition(follower.match < follower.next, "match < next for \(node)")
                 precondition(follower.match <= log.lastIndex, "a follower matches no more than the leader holds (\(node))")
-                precondition(follower.isLearner == configuration.learners.contains(node), "learner flags follow the configuration")
             }
             precondition(transferee.map { configuration.voters.contains($0) } ?? true, "a transfer targets a voter")
         case .candidate:

@@ -18,7 +18,7 @@ extension RaftReplica {
         if entries.isEmpty && !evenIfEmpty && follower.mode == .replicate { return false }
         emit(.append(previousIndex: previousIndex, previousTerm: previousTerm, entries: entries, commit: log.committed), to: node)
         let lastSent = entries.last?.index ?? previousIndex
-        follower.sent(lastIndex: lastSent, bytes: entries.reduce(0) { $0 + $1.sizeForFlowControl })
+        follower.sent(lastIndex: lastSent, entryCount: entries.count, bytes: entries.reduce(0) { $0 + $1.sizeForFlowControl })
         follower.commitSent = max(follower.commitSent, min(log.committed, lastSent))
         progress[node] = follower
         return true
@@ -120,6 +120,11 @@ extension RaftReplica {
     // MARK: Follower side
 
     mutating func handleAppend(from leaderID: NodeID, previousIndex: UInt64, previousTerm: UInt64, entries: [RaftEntry], commit: UInt64) {
+        guard Self.isWellFormed(entries, after: previousIndex, previousTerm: previousTerm, leaderTerm: term) else {
+            // No correct leader sends this; the transport decoded garbage or a peer is broken.
+            // Dropped unanswered: the log must never take it.
+            return
+        }
         if previousIndex < log.committed {
             // Already committed here: the leader learns where this log is.
             emit(.appendResponse(index: log.committed, rejected: false, hintIndex: 0, hintTerm: 0), to: leaderID)
@@ -138,6 +143,19 @@ extension RaftReplica {
         emit(.appendResponse(index: lastNew, rejected: false, hintIndex: 0, hintTerm: 0), to: leaderID)
     }
 
+    /// Whether entries of an append continue (`previousIndex`, `previousTerm`) one index at a
+    /// time, with terms that never go back and never pass the leader's.
+    static func isWellFormed(_ entries: [RaftEntry], after previousIndex: UInt64, previousTerm: UInt64, leaderTerm: UInt64) -> Bool {
+        var index = previousIndex
+        var entryTerm = previousTerm
+        for entry in entries {
+            guard entry.index == index + 1, entry.term >= entryTerm, entry.term <= leaderTerm else { return false }
+            index = entry.index
+            entryTerm = entry.term
+        }
+        return previousTerm <= leaderTerm
+    }
+
     mutating func handleHeartbeat(from leaderID: NodeID, commit: UInt64, context: UInt64) {
         let newCommit = min(commit, log.lastIndex)
         if newCommit > log.committed { advanceCommit(to: newCommit) }
@@ -145,6 +163,9 @@ extension RaftReplica {
     }
 
     mutating func handleSnapshot(from leaderID: NodeID, _ snapshot: SnapshotMetadata) {
+        guard snapshot.index > 0, snapshot.term <= term, snapshot.configuration.isValid, !snapshot.configuration.voters.isEmpty else {
+            return  // No correct leader sends this (see handleAppend).
+        }
         if snapshot.index <= log.committed {
             emit(.appendResponse(index: log.committed, rejected: false, hintIndex: 0, hintTerm: 0), to: leaderID)
             return
@@ -197,10 +218,9 @@ extension RaftReplica {
         guard role == .leader else { return }
         for node in next.members where node != id {
             if progress[node] == nil {
-                progress[node] = FollowerProgress(next: log.lastIndex + 1, isLearner: next.learners.contains(node))
+                progress[node] = FollowerProgress(next: log.lastIndex + 1)
                 broadcastPending = true
             }
-            progress[node]?.isLearner = next.learners.contains(node)
         }
         for node in progress.keys where !next.members.contains(node) {
             progress[node] = nil
@@ -209,13 +229,20 @@ extension RaftReplica {
         if transferee.map({ !next.voters.contains($0) }) ?? false { transferee = nil }
         if !next.voters.contains(id) {
             // This leader was removed: it steps down once the change is committed (it led the
-            // commit of its own removal); the remaining voters elect a leader among themselves.
-            // The most up-to-date of them is told to start at once.
+            // commit of its own removal). First the others learn that the change committed (a
+            // heartbeat carries the commit index to those holding it): until they do, they still
+            // count this node, and a cluster of two that removes its leader would wait for it
+            // forever. Then the most up-to-date voter is told to start an election at once.
+            broadcastHeartbeat(context: 0)
             if let successor = next.voters.sorted().max(by: { (progress[$0]?.match ?? 0) < (progress[$1]?.match ?? 0) }) {
                 emit(.timeoutNow, to: successor)
             }
             becomeFollower(term: term, leader: nil)
+            return
         }
+        // Fewer voters may confirm reads already waiting (down to this leader alone).
+        let rounds = next.voters.map { $0 == id ? readRound : (ackedRound[$0] ?? 0) }.sorted(by: >)
+        answerConfirmedReads(through: rounds[next.quorum - 1])
     }
 
     /// `configuration` after the change in `entry` (unchanged for other entries, and for a change

@@ -2,23 +2,39 @@
 extension RaftReplica {
     // MARK: ReadIndex (§6.4)
 
-    /// Asks for a linearizable read with a `context` the driver chooses (unique among its
-    /// pending reads). The answer is a ``ReadState`` in a later ``Ready``; a read that cannot be
-    /// served (no leader known, leadership lost) gets none, and the driver's timeout retries it.
-    /// - Returns: a refusal when no leader is known.
+    /// Asks for a linearizable read with a `context` the driver chooses. The answer is a
+    /// ``ReadState`` in a later ``Ready``; a read that cannot be served (no leader known,
+    /// leadership lost) gets none, and the driver's timeout retries it.
+    ///
+    /// Contexts must be unique among this replica's reads *across restarts* too: an answer the
+    /// leader sent to a context before this node restarted may still arrive, and it carries an
+    /// older read index (a driver starts its contexts from a random per-start nonce).
+    /// - Returns: a refusal when no leader is known or too many reads wait.
     public mutating func requestRead(context: UInt64) -> Result<Void, ProposalRefusal> {
         defer { checkInvariants() }
         switch role {
         case .leader:
+            guard pendingReadCount < options.maxPendingReads else { return .failure(.pendingReadLimit) }
             requestRead(context: context, from: id)
             return .success(())
         case .follower where leader != nil:
             // A follower asks the leader for the index; it then waits to apply it itself.
+            guard forwardedReads.count < options.maxPendingReads else { return .failure(.pendingReadLimit) }
+            forwardedReads.insert(context)
             emit(.readIndex(context: context), to: leader!)
             return .success(())
         default:
             return .failure(.notLeader(leader: leader))
         }
+    }
+
+    /// Reads a leader holds until it can answer them.
+    var pendingReadCount: Int { pendingReads.count + readsAwaitingTermCommit.count }
+
+    /// A follower's read came back from its leader (index 0: the leader could not serve it).
+    mutating func receiveReadIndex(context: UInt64, index: UInt64, from node: NodeID) {
+        guard node == leader, forwardedReads.remove(context) != nil else { return }
+        if index > 0 { outReadStates.append(ReadState(context: context, index: index)) }
     }
 
     /// The leader's half: record the commit index and confirm leadership with a heartbeat round
@@ -51,10 +67,16 @@ extension RaftReplica {
         // The newest round a quorum confirmed: the leader's own answer counts without asking.
         let rounds = configuration.voters.map { $0 == id ? readRound : (ackedRound[$0] ?? 0) }.sorted(by: >)
         let confirmed = rounds[configuration.quorum - 1]
-        while let first = pendingReads.first, first.round <= confirmed {
-            pendingReads.removeFirst()
-            answerRead(ReadState(context: first.context, index: first.index), requester: first.requester)
-        }
+        answerConfirmedReads(through: confirmed)
+    }
+
+    /// Answers the pending reads of rounds up to `confirmed` (leadership confirmed by a quorum).
+    mutating func answerConfirmedReads(through confirmed: UInt64) {
+        var answered = 0
+        while answered < pendingReads.count, pendingReads[answered].round <= confirmed { answered += 1 }
+        let reads = pendingReads.prefix(answered)
+        pendingReads.removeFirst(answered)
+        for read in reads { answerRead(ReadState(context: read.context, index: read.index), requester: read.requester) }
     }
 
     private mutating func answerRead(_ read: ReadState, requester: NodeID) {
@@ -95,6 +117,9 @@ extension RaftReplica {
         guard target != id, configuration.voters.contains(target), let follower = progress[target] else {
             return .failure(.invalidTransferTarget)
         }
+        // Asked again for the same target: the transfer under way goes on, its timer untouched
+        // (restarting it on every request would postpone check-quorum without end).
+        if transferee == target { return .success(()) }
         transferee = target
         transferElapsed = 0
         // The election timer restarts so that check-quorum does not end the transfer early.

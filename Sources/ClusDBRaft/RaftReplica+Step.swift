@@ -4,6 +4,13 @@ extension RaftReplica {
     public mutating func step(_ message: RaftMessage) {
         defer { checkInvariants() }
         guard message.to == id, message.from != id else { return }
+        if case .commitHint(let index, let hintTerm) = message.body {
+            // A fact about the log, true in every term: no term rule applies (the sender may be
+            // a term behind a pre-candidate, and a hint must not raise anyone's term). A leader
+            // learns its commit index by counting; everyone else may take the hint.
+            if role != .leader, index > log.committed, log.matches(index: index, term: hintTerm) { advanceCommit(to: index) }
+            return
+        }
         if message.term > term {
             if message.isVoteRequest {
                 var forced = false
@@ -69,13 +76,15 @@ extension RaftReplica {
             // Only a voter of the configuration in force may start an election.
             if isPromotable { campaign(transfer: true) }
         case .readIndex(let context):
-            if role == .leader {
+            if role == .leader && pendingReadCount < options.maxPendingReads {
                 requestRead(context: context, from: message.from)
             } else {
                 emit(.readIndexResponse(context: context, index: 0), to: message.from)
             }
+        case .commitHint:
+            break  // Taken above, before the term rules.
         case .readIndexResponse(let context, let index):
-            if index > 0 { outReadStates.append(ReadState(context: context, index: index)) }
+            receiveReadIndex(context: context, index: index, from: message.from)
         }
     }
 
@@ -112,6 +121,7 @@ extension RaftReplica {
         broadcastPending = false
         pendingReads = []
         readsAwaitingTermCommit = []
+        forwardedReads = []
         ackedRound = [:]
     }
 
@@ -176,7 +186,7 @@ extension RaftReplica {
         leader = id
         resetTermState()
         for node in configuration.members where node != id {
-            progress[node] = FollowerProgress(next: log.lastIndex + 1, isLearner: configuration.learners.contains(node))
+            progress[node] = FollowerProgress(next: log.lastIndex + 1)
         }
         // The no-op of the term: entries of earlier terms commit with it (Figure 8), and no
         // membership change may start before it is committed (pendingConfigurationIndex).
@@ -193,7 +203,11 @@ extension RaftReplica {
         // otherwise it votes only while it has not voted and knows no leader. A pre-vote for a
         // later term may be granted whatever this term's vote was.
         let mayVote = vote == message.from || (vote == nil && leader == nil) || (preVote && message.term > term)
-        let granted = mayVote && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+        let upToDate = log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+        let granted = mayVote && upToDate
+        if !upToDate && log.committed > 0, let committedTerm = log.term(at: log.committed) {
+            emit(.commitHint(index: log.committed, term: committedTerm), to: message.from, term: term)
+        }
         if preVote {
             // A granted pre-vote answers in the term asked about; a refusal in this replica's own,
             // so a pre-candidate behind in terms learns it.

@@ -74,6 +74,9 @@ public struct RaftReplica: Sendable {
     /// Reads asked before this leader committed an entry of its term: its commit index is not
     /// known to be current until then.
     var readsAwaitingTermCommit: [(context: UInt64, requester: NodeID)] = []
+    /// Read contexts this follower sent to its leader and awaits: an answer to any other context
+    /// (a duplicate, or one meant for this node before it restarted) is dropped.
+    var forwardedReads: Set<UInt64> = []
 
     // Output not yet taken.
     var outMessages: [RaftMessage] = []
@@ -83,19 +86,31 @@ public struct RaftReplica: Sendable {
     var handedOutHardState: HardState
 
     /// Creates a replica from what its driver found durable.
-    public init(id: NodeID, durable: DurableState, options: RaftOptions = RaftOptions(), random: RandomSource) {
+    ///
+    /// The driver carries out each ``Ready`` in its documented order (hard state, then entries),
+    /// so a crash leaves at worst a commit index past the durable log (lowered here) or a state
+    /// machine behind a snapshot it was installing (the first ``Ready`` hands the snapshot out
+    /// again). A state no crash of a correct driver leaves is refused.
+    /// - Throws: `ERROR_CLUSTER_LOG_CORRUPT` when the durable state contradicts itself.
+    public init(id: NodeID, durable: DurableState, options: RaftOptions = RaftOptions(), random: RandomSource) throws(ClusterError) {
         self.id = id
         self.options = options
         self.random = random
         term = durable.hardState.term
         vote = durable.hardState.vote
-        log = RaftLog(
+        log = try RaftLog(
             snapshot: durable.snapshot, entries: durable.entries, committed: durable.hardState.commit,
             applied: durable.appliedIndex)
         snapshotConfiguration = durable.snapshot?.configuration ?? durable.bootstrapConfiguration
         configuration = snapshotConfiguration
         handedOutHardState = durable.hardState
-        precondition(log.lastTerm <= term, "no entry is from a term after the replica's own")
+        guard log.lastTerm <= term else {
+            throw ClusterError(.clusterLogCorrupt, "the durable log ends in term \(log.lastTerm), after the hard state's term \(term)")
+        }
+        guard snapshotConfiguration.isValid else {
+            throw ClusterError(.clusterLogCorrupt, "the durable configuration \(snapshotConfiguration) has a member both voter and learner")
+        }
+        if log.stateMachineBehindSnapshot { outSnapshot = durable.snapshot }
         // The configuration in force: changes take effect when committed.
         if log.committed > log.snapshotIndex {
             for index in log.firstIndex...log.committed { takeEffect(of: log.entry(at: index)) }
@@ -166,6 +181,14 @@ public struct RaftReplica: Sendable {
             // Broken on purpose: the vote never reaches the disk, so a restart forgets it.
             if options.brokenProtocol.contains(.forgetVoteOnCrash) { reported.vote = nil }
             ready.hardState = reported
+            if current.term != handedOutHardState.term || current.vote != handedOutHardState.vote {
+                // Every message of this Ready speaks in a term (or after a vote) not yet durable:
+                // a leader elected on its own vote alone must not send its appends before then,
+                // or after a crash it could lead the same term again with other entries at the
+                // same indexes (found in review: one voter with learners).
+                ready.messagesAfterPersist = ready.messages + ready.messagesAfterPersist
+                ready.messages = []
+            }
             handedOutHardState = current
         }
         ready.entries = log.takeUnstable()
@@ -214,9 +237,11 @@ public struct RaftReplica: Sendable {
         SnapshotMetadata(index: log.snapshotIndex, term: log.snapshotTerm, configuration: snapshotConfiguration)
     }
 
-    /// The transport finished (or failed) sending a snapshot to `node`.
-    public mutating func snapshotSent(to node: NodeID, succeeded: Bool) {
-        guard role == .leader, var follower = progress[node], case .snapshot(let index) = follower.mode else { return }
+    /// The transport finished (or failed) sending the snapshot at `index` to `node`: it arrived
+    /// and the receiver made it durable, or it was lost. A report for another snapshot than the
+    /// one pending (a late report of an earlier attempt) is ignored.
+    public mutating func snapshotSent(to node: NodeID, index: UInt64, succeeded: Bool) {
+        guard role == .leader, var follower = progress[node], follower.mode == .snapshot(index: index) else { return }
         // On success the follower's acknowledgement moves it on; until then probe from the snapshot.
         follower.becomeProbe(next: succeeded ? index + 1 : follower.match + 1)
         follower.probeSent = succeeded
@@ -302,7 +327,7 @@ public struct RaftReplica: Sendable {
         precondition(node != id, "a replica never sends to itself")
         let message = RaftMessage(from: id, to: node, term: messageTerm ?? term, body: body)
         switch body {
-        case .append, .heartbeat, .installSnapshot, .timeoutNow, .preVote, .preVoteResponse, .readIndex, .readIndexResponse:
+        case .append, .heartbeat, .installSnapshot, .timeoutNow, .preVote, .preVoteResponse, .readIndex, .readIndexResponse, .commitHint:
             // A leader's messages may travel before its own write is durable (§10.2.1); a
             // pre-vote changes nothing; read requests and answers promise nothing about this log.
             outMessages.append(message)

@@ -2,16 +2,24 @@
 ///
 /// The driver carries it out in this order: send ``messages`` (they may go before anything is
 /// durable: a leader's appends travel while its own write is in flight, §10.2.1); make
-/// ``snapshot``, ``hardState`` and ``entries`` durable (entries replace any suffix of the log
-/// from the first one's index on); then send ``messagesAfterPersist`` (votes and append
-/// acknowledgements, which promise durability); report ``RaftReplica/persisted(index:term:)``;
-/// apply ``committedEntries`` in order and report ``RaftReplica/applied(index:)``; serve
-/// ``readStates`` once their index is applied.
+/// ``snapshot``, ``hardState`` and ``entries`` durable, in that order (entries replace any
+/// suffix of the log from the first one's index on; the hard state goes first because a vote
+/// must never be forgotten, while a commit index past the durable log is only lowered at the
+/// next start); then send ``messagesAfterPersist`` (votes and append acknowledgements, which
+/// promise durability, and every message of a Ready whose term or vote is new); report
+/// ``RaftReplica/persisted(index:term:)``; apply ``committedEntries`` in order and report
+/// ``RaftReplica/applied(index:)``; serve ``readStates`` once their index is applied.
+///
+/// One Ready is in flight at a time: the driver takes the next only once this one's state is
+/// durable (it may step messages, ticks and requests into the replica meanwhile). That is what
+/// lets a later Ready's ``messages`` rely on this one's hard state.
 public struct Ready: Sendable, Equatable {
     /// Messages that may be sent at once.
     public var messages: [RaftMessage] = []
-    /// A snapshot to install before anything else of this value (the state machine is replaced
-    /// by the checkpoint's image; the log is emptied up to its index).
+    /// A snapshot to install before anything else of this value: the state machine is replaced
+    /// by the checkpoint's image and the whole log by the snapshot (no entry survives it; the
+    /// leader sends what follows). Also handed out at start-up when the state machine found on
+    /// disk is behind the durable snapshot (a crash came while installing it).
     public var snapshot: SnapshotMetadata?
     /// The hard state to persist, when it changed.
     public var hardState: HardState?

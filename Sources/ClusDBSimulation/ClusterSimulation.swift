@@ -52,6 +52,8 @@ public struct ClusterSimulation {
     private var nextNodeID: NodeID
     private var digest = TraceDigest()
     private var statistics = SimulationReport.Statistics()
+    /// What happened, in a line each (elections, membership changes, crashes), for a replay.
+    private var milestones: [String] = []
     /// Writes clients were told succeeded.
     private var acknowledgedWrites: [ClientWrite] = []
 
@@ -67,7 +69,9 @@ public struct ClusterSimulation {
         let voters = Set((1...NodeID(options.nodes)))
         for id in voters.sorted() {
             let node = SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: RaftConfiguration(voters: voters)))
-            node.start(options: raftOptions, seed: options.seed &+ id)
+            do { try node.start(options: raftOptions, seed: options.seed &+ id) } catch {
+                preconditionFailure("an empty durable state starts: \(error)")
+            }
             nodes[id] = node
         }
         nextNodeID = NodeID(options.nodes) + 1
@@ -81,10 +85,11 @@ public struct ClusterSimulation {
             if now == options.steps { startHealing() }
             let (arrived, lost) = network.due(at: now)
             for envelope in lost {
-                if case .installSnapshot = envelope.message.body {
-                    nodes[envelope.message.from]?.replica?.snapshotSent(to: envelope.message.to, succeeded: false)
+                if case .installSnapshot(let snapshot) = envelope.message.body {
+                    nodes[envelope.message.from]?.replica?.snapshotSent(to: envelope.message.to, index: snapshot.index, succeeded: false)
                 }
             }
+            completeDueReadys()
             for envelope in arrived { deliver(envelope) }
             if now % options.stepsPerTick == 0 {
                 for id in nodes.keys.sorted() where nodes[id]!.isUp {
@@ -99,35 +104,66 @@ public struct ClusterSimulation {
         if checker.violations.isEmpty { checkEnd() }
         return SimulationReport(
             seed: options.seed, nodes: options.nodes, violations: checker.violations, traceDigest: digest.value, statistics: statistics,
-            history: history)
+            history: history, milestones: milestones)
     }
 
     // MARK: Nodes
 
-    private var memberIDs: [NodeID] { nodes.keys.sorted() }
-
-    /// Handles every Ready of `id` until none is left.
-    private mutating func drain(_ id: NodeID) {
-        while nodes[id]?.replica?.hasReady == true {
-            handleReady(id)
-        }
-        if let replica = nodes[id]?.replica, replica.role == .leader { checker.leads(replica) }
+    /// Notes a milestone of the run (bounded: a replay needs the story, not every step).
+    private mutating func note(_ line: String) {
+        if milestones.count < Self.milestonesMax { milestones.append("step \(now): \(line)") }
     }
 
-    /// One Ready, carried out as the node driver does, with a crash possible between its stages.
-    private mutating func handleReady(_ id: NodeID) {
+    /// The most milestones a run keeps.
+    static let milestonesMax = 10_000
+
+    private var memberIDs: [NodeID] { nodes.keys.sorted() }
+
+    /// Takes and carries out the Readys of `id` until none is left or one waits for its
+    /// persistence to complete (one Ready in flight at a time, as in the node driver).
+    private mutating func drain(_ id: NodeID) {
+        while let node = nodes[id], node.isUp, node.readyInFlight == nil, node.replica!.hasReady {
+            let ready = node.replica!.takeReady()
+            let image = node.takeImage(for: ready)
+            digest.add(id, now, ready.entries.count, ready.messages.count, ready.committedEntries.count)
+            for message in ready.messages { transmit(message) }
+            if maybeCrashInsideReady(id, ready, image) { break }
+            // The disk takes a while: meanwhile messages, ticks and requests reach the replica.
+            let delay = options.maxPersistDelaySteps == 0 ? 0 : Int.random(in: 0...options.maxPersistDelaySteps, using: &random)
+            if delay > 0 {
+                node.readyInFlight = (ready, image, now + delay)
+                break
+            }
+            completeReady(id, ready, image)
+        }
+        if let replica = nodes[id]?.replica, replica.role == .leader {
+            if checker.leads(replica) { note("elected: \(replica.summary), voters \(replica.configuration.voters.sorted())") }
+        }
+    }
+
+    /// Completes the Readys whose persistence is due, and carries on with what follows them.
+    private mutating func completeDueReadys() {
+        for id in memberIDs {
+            guard let node = nodes[id], let (ready, image, completesAt) = node.readyInFlight, completesAt <= now else { continue }
+            node.readyInFlight = nil
+            if maybeCrashInsideReady(id, ready, image) { continue }
+            completeReady(id, ready, image)
+            drain(id)
+        }
+    }
+
+    /// The rest of a Ready once its state is durable: the messages that waited for it, the
+    /// persisted report, applying, reads, compaction.
+    private mutating func completeReady(_ id: NodeID, _ ready: Ready, _ image: KeyValueStateMachine?) {
         let node = nodes[id]!
-        let ready = node.replica!.takeReady()
-        digest.add(id, now, ready.entries.count, ready.messages.count, ready.committedEntries.count)
-        for message in ready.messages { transmit(message) }
-        if maybeCrashInsideReady(id) { return }
-        node.persist(ready)
+        node.persist(ready, image: image)
+        checker.persists(ready.entries, on: id, previousTerm: { index in node.durableTerm(at: index) })
         if let snapshot = ready.snapshot {
             statistics.snapshotsInstalled += 1
             // The image replaced the state machine; waiting reads re-check against it below.
             digest.add(id, snapshot.index)
         }
-        if maybeCrashInsideReady(id) { return }
+        if maybeCrashAfterPersist(id) { return }
         for message in ready.messagesAfterPersist { transmit(message) }
         if let last = ready.entries.last { node.replica!.persisted(index: last.index, term: last.term) }
         for entry in ready.committedEntries {
@@ -158,7 +194,19 @@ public struct ClusterSimulation {
         compactIfDue(id)
     }
 
-    private mutating func maybeCrashInsideReady(_ id: NodeID) -> Bool {
+    /// A crash while the Ready's state is being persisted: some prefix of it reaches the disk
+    /// (in the driver's order), none of its later messages go.
+    private mutating func maybeCrashInsideReady(_ id: NodeID, _ ready: Ready, _ image: KeyValueStateMachine?) -> Bool {
+        guard !healing, Double.random(in: 0..<1, using: &random) < options.crashRate * options.crashInsideReadyRate else { return false }
+        let stages: [SimulatedNode.PersistStage] =
+            [.nothing, .snapshotFile, .snapshotInstalled, .hardState] + (0...ready.entries.count).map { .entries($0) }
+        nodes[id]!.persist(ready, image: image, upTo: stages.randomElement(using: &random)!)
+        crash(id)
+        return true
+    }
+
+    /// A crash once the Ready is durable, before the messages that waited for it.
+    private mutating func maybeCrashAfterPersist(_ id: NodeID) -> Bool {
         guard !healing, Double.random(in: 0..<1, using: &random) < options.crashRate * options.crashInsideReadyRate else { return false }
         crash(id)
         return true
@@ -193,19 +241,26 @@ public struct ClusterSimulation {
         var image: KeyValueStateMachine?
         if case .installSnapshot(let snapshot) = message.body {
             image = nodes[message.from]!.snapshotImage
-            precondition(image!.appliedIndex == snapshot.index, "a snapshot is sent with its own image")
+            guard image!.appliedIndex == snapshot.index else {
+                // A newer checkpoint replaced this one while the message waited for its Ready
+                // (a persistence in flight): the transport has nothing to send and says so.
+                nodes[message.from]!.replica!.snapshotSent(to: message.to, index: snapshot.index, succeeded: false)
+                return
+            }
             statistics.snapshotsSent += 1
         }
         let sent = network.send(message, image: image, now: now, options: options, random: &random)
-        if !sent, case .installSnapshot = message.body {
-            nodes[message.from]!.replica!.snapshotSent(to: message.to, succeeded: false)
+        if !sent, case .installSnapshot(let snapshot) = message.body {
+            nodes[message.from]!.replica!.snapshotSent(to: message.to, index: snapshot.index, succeeded: false)
         }
     }
 
     private mutating func deliver(_ envelope: SimulatedNetwork.Envelope) {
         let message = envelope.message
         guard let node = nodes[message.to], node.isUp else {
-            if case .installSnapshot = message.body { nodes[message.from]?.replica?.snapshotSent(to: message.to, succeeded: false) }
+            if case .installSnapshot(let snapshot) = message.body {
+                nodes[message.from]?.replica?.snapshotSent(to: message.to, index: snapshot.index, succeeded: false)
+            }
             return
         }
         digest.add(message.from, message.to, message.term, now)
@@ -222,25 +277,32 @@ public struct ClusterSimulation {
                 }
             }
         }
-        node.receivedImage = envelope.image
+        if case .installSnapshot(let snapshot) = message.body, let image = envelope.image { node.receivedImages[snapshot.index] = image }
         node.replica!.step(message)
-        if case .installSnapshot = message.body { nodes[message.from]?.replica?.snapshotSent(to: message.to, succeeded: true) }
+        if case .installSnapshot(let snapshot) = message.body {
+            // Delivered and (with the receiver's next Ready) made durable: the transport reports it.
+            nodes[message.from]?.replica?.snapshotSent(to: message.to, index: snapshot.index, succeeded: true)
+        }
         drain(message.to)
-        nodes[message.to]?.receivedImage = nil
     }
 
     private mutating func crash(_ id: NodeID) {
         guard nodes[id]?.isUp == true else { return }
         // Requests waiting on the node are lost with it; their clients time out and retry.
         nodes[id]!.crash()
+        note("node \(id) crashes")
         statistics.crashes += 1
         digest.add(id, now, 0xC4A5)
     }
 
     private mutating func restart(_ id: NodeID) {
         guard nodes[id]?.isUp == false else { return }
-        nodes[id]!.start(options: raftOptions, seed: random.next())
+        do { try nodes[id]!.start(options: raftOptions, seed: random.next()) } catch {
+            checker.record("start-up: node \(id) refused the state a crash left: \(error)")
+            return
+        }
         statistics.restarts += 1
+        note("node \(id) restarts: \(nodes[id]!.replica!.summary)")
         digest.add(id, now, 0x5EA7)
         drain(id)
     }
@@ -262,34 +324,50 @@ public struct ClusterSimulation {
         if Double.random(in: 0..<1, using: &random) < options.membershipChangeRate { changeMembership() }
     }
 
-    /// Asks the leader (if any) for one membership change or a leadership transfer.
+    /// Asks the leader (if any) for one membership change or a leadership transfer: a learner
+    /// added, promoted, any member removed (the leader itself, down to one voter), or a transfer.
     private mutating func changeMembership() {
         guard let leaderID = memberIDs.first(where: { nodes[$0]!.replica?.role == .leader }) else { return }
         var replica = nodes[leaderID]!.replica!
         let configuration = replica.configuration
-        let choice = Int.random(in: 0..<4, using: &random)
-        switch choice {
+        // The rules a leader must keep, checked from outside (§4.1 and the single-server change
+        // bug): no change before an entry of its term is committed, one change at a time.
+        let termCommitted = replica.term(at: replica.commitIndex) == replica.term
+        let changePending = replica.commitIndex < replica.lastIndex
+            && (replica.commitIndex + 1...replica.lastIndex).contains { replica.entry(at: $0)?.kind == .configurationChange }
+        var proposed: ConfigurationChange?
+        var result: Result<UInt64, ProposalRefusal>?
+        switch Int.random(in: 0..<4, using: &random) {
         case 0 where configuration.members.count < 7:
-            let id = nextNodeID
-            nextNodeID += 1
-            if case .success = replica.proposeConfigurationChange(.addLearner(id)) {
-                let node = SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: nodes[leaderID]!.durable.bootstrapConfiguration))
-                node.start(options: raftOptions, seed: random.next())
-                nodes[id] = node
-                statistics.membershipChanges += 1
-            }
+            proposed = .addLearner(nextNodeID)
         case 1:
-            if let learner = configuration.learners.sorted().first, case .success = replica.proposeConfigurationChange(.promoteLearner(learner)) {
-                statistics.membershipChanges += 1
-            }
-        case 2 where configuration.voters.count > 3:
-            let victim = configuration.voters.sorted().randomElement(using: &random)!
-            if case .success = replica.proposeConfigurationChange(.remove(victim)) { statistics.membershipChanges += 1 }
+            proposed = configuration.learners.sorted().first.map { .promoteLearner($0) }
+        case 2 where configuration.members.count > 1:
+            proposed = .remove(configuration.members.sorted().randomElement(using: &random)!)
         default:
             if let target = configuration.voters.subtracting([leaderID]).sorted().randomElement(using: &random),
                 case .success = replica.transferLeadership(to: target)
             {
                 statistics.transfers += 1
+            }
+        }
+        if let proposed {
+            result = replica.proposeConfigurationChange(proposed)
+            if case .success(let index) = result {
+                note("leader \(leaderID) of term \(replica.term) appends \(proposed) at \(index), commit \(replica.commitIndex)")
+                statistics.membershipChanges += 1
+                if !termCommitted || changePending {
+                    checker.record(
+                        "membership: leader \(leaderID) of term \(replica.term) appended \(proposed) at \(index) with \(changePending ? "another change pending" : "no entry of its term committed")")
+                }
+                if case .addLearner(let id) = proposed {
+                    nextNodeID += 1
+                    let node = SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: nodes[leaderID]!.durable.bootstrapConfiguration))
+                    do { try node.start(options: raftOptions, seed: random.next()) } catch {
+                        preconditionFailure("an empty durable state starts: \(error)")
+                    }
+                    nodes[id] = node
+                }
             }
         }
         nodes[leaderID]!.replica = replica
@@ -396,7 +474,10 @@ public struct ClusterSimulation {
         let members = memberIDs.filter { id in nodes.values.compactMap(\.replica).contains { $0.role == .leader && $0.configuration.members.contains(id) } }
         let leaders = memberIDs.filter { nodes[$0]!.replica?.role == .leader }
         guard leaders.count == 1, let leader = nodes[leaders[0]]!.replica else {
-            checker.record("liveness: \(leaders.count) leaders \(leaders) after \(options.healingSteps) healing steps")
+            let states = memberIDs.map { id in
+                nodes[id]!.replica.map { "\($0.summary) voters \($0.configuration.voters.sorted()) learners \($0.configuration.learners.sorted())" } ?? "node \(id) down"
+            }
+            checker.record("liveness: \(leaders.count) leaders \(leaders) after \(options.healingSteps) healing steps — \(states.joined(separator: "; "))")
             return
         }
         statistics.finalTerm = leader.term
@@ -422,3 +503,4 @@ public struct ClusterSimulation {
         }
     }
 }
+

@@ -32,12 +32,15 @@ final class SimulatedNode {
     var stateMachine = KeyValueStateMachine()
     /// The image of the durable snapshot (a cluster checkpoint), for followers that need it.
     var snapshotImage = KeyValueStateMachine()
-    /// An image that arrived with an InstallSnapshot message, until the replica asks for it.
-    var receivedImage: KeyValueStateMachine?
+    /// Images that arrived with InstallSnapshot messages, by snapshot index, until a Ready hands
+    /// the snapshot out (volatile: the transport holds them in memory or a temporary file).
+    var receivedImages: [UInt64: KeyValueStateMachine] = [:]
     /// Volatile: requests waiting on this node.
     var waitingWrites: [UInt64: WaitingWrite] = [:]
     var waitingReads: [WaitingRead] = []
     var nextReadContext: UInt64 = 1
+    /// The Ready whose persistence is under way (one at a time), and the step it completes at.
+    var readyInFlight: (ready: Ready, image: KeyValueStateMachine?, completesAt: Int)?
 
     var isUp: Bool { replica != nil }
 
@@ -46,39 +49,87 @@ final class SimulatedNode {
         self.durable = durable
     }
 
-    /// Starts (or restarts) the replica from the durable state.
-    func start(options: RaftOptions, seed: UInt64) {
+    /// Starts (or restarts) the replica from the durable state. Read contexts start from a new
+    /// random nonce, as a real driver's do: answers meant for the previous run may still arrive.
+    /// - Throws: the replica's refusal of the durable state (a finding: no crash of a correct
+    ///   driver may leave a state the replica refuses).
+    func start(options: RaftOptions, seed: UInt64) throws(ClusterError) {
         var state = durable
         state.appliedIndex = stateMachine.appliedIndex
-        replica = RaftReplica(id: id, durable: state, options: options, random: RandomSource(seed: seed))
+        var nonces = RandomSource(seed: ~seed)
+        nextReadContext = nonces.next() << 32
+        replica = try RaftReplica(id: id, durable: state, options: options, random: RandomSource(seed: seed))
     }
 
     /// Loses everything volatile.
     func crash() {
         replica = nil
+        readyInFlight = nil
+        receivedImages = [:]
         waitingWrites = [:]
         waitingReads = []
-        receivedImage = nil
     }
 
-    /// Makes a Ready's snapshot, hard state and entries durable.
-    func persist(_ ready: Ready) {
-        if let snapshot = ready.snapshot {
-            let image = receivedImage ?? KeyValueStateMachine()
-            precondition(image.appliedIndex == snapshot.index, "the image arrived with its snapshot message")
+    /// How far a crash let a Ready's persistence get, in the driver's order (``Ready``): the
+    /// snapshot's checkpoint file, the state machine replaced by its image, the hard state, then
+    /// entries one by one (a log file keeps a prefix of what was written).
+    enum PersistStage: Comparable {
+        case nothing
+        case snapshotFile
+        case snapshotInstalled
+        case hardState
+        case entries(Int)
+        case all
+
+        static func < (left: PersistStage, right: PersistStage) -> Bool { left.rank < right.rank }
+        private var rank: Int {
+            switch self {
+            case .nothing: 0
+            case .snapshotFile: 1
+            case .snapshotInstalled: 2
+            case .hardState: 3
+            case .entries(let count): 4 + count
+            case .all: Int.max
+            }
+        }
+    }
+
+    /// Makes a Ready's snapshot, hard state and entries durable, up to `stage` (all of it unless
+    /// a crash cuts it short).
+    func persist(_ ready: Ready, image: KeyValueStateMachine?, upTo stage: PersistStage = .all) {
+        if let snapshot = ready.snapshot, stage >= .snapshotFile {
+            guard let image else { preconditionFailure("a Ready's snapshot comes with its image") }
+            precondition(image.appliedIndex == snapshot.index, "the image is the snapshot's")
             durable.snapshot = snapshot
             durable.entries = []
             snapshotImage = image
-            stateMachine.install(image)
-            receivedImage = nil
+            if stage >= .snapshotInstalled { stateMachine.install(image) }
         }
-        if let hardState = ready.hardState { durable.hardState = hardState }
-        if let first = ready.entries.first {
+        if let hardState = ready.hardState, stage >= .hardState { durable.hardState = hardState }
+        if let first = ready.entries.first, stage > .hardState {
             let base = durable.snapshot?.index ?? 0
             precondition(first.index > base && first.index <= base + UInt64(durable.entries.count) + 1, "entries continue the durable log")
             durable.entries.removeLast(durable.entries.count - Int(first.index - base - 1))
-            durable.entries.append(contentsOf: ready.entries)
+            let count: Int
+            if case .entries(let kept) = stage { count = min(kept, ready.entries.count) } else { count = ready.entries.count }
+            durable.entries.append(contentsOf: ready.entries.prefix(count))
         }
+    }
+
+    /// The image for a Ready's snapshot, taken when the Ready is: one that came with the
+    /// message, or (at start-up, the state machine behind the snapshot) the durable checkpoint's.
+    func takeImage(for ready: Ready) -> KeyValueStateMachine? {
+        guard let snapshot = ready.snapshot else { return nil }
+        defer { receivedImages = [:] }
+        return receivedImages[snapshot.index] ?? (snapshotImage.appliedIndex == snapshot.index ? snapshotImage : nil)
+    }
+
+    /// The term of the durable log's entry at `index` (the snapshot's at its index, 0 at 0).
+    func durableTerm(at index: UInt64) -> UInt64? {
+        let base = durable.snapshot?.index ?? 0
+        if index == base { return durable.snapshot?.term ?? 0 }
+        guard index > base, index <= base + UInt64(durable.entries.count) else { return nil }
+        return durable.entries[Int(index - base - 1)].term
     }
 
     /// Drops durable entries up to `index` (a snapshot at it is durable now).

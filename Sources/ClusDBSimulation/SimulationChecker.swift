@@ -17,6 +17,11 @@ struct SimulationChecker: Sendable {
     /// Pre-vote grants each node received, per term it asked about.
     private var preVoteGrants: [[UInt64]: Set<NodeID>] = [:]
 
+    /// Log matching: each (index, term) ever made durable anywhere, with its content and the
+    /// term of the entry before it in that log. Two logs holding the same (index, term) must
+    /// hold the same entry after the same term, and so (by induction) equal prefixes.
+    private var durableEntries: [[UInt64]: (entry: RaftEntry, previousTerm: UInt64)] = [:]
+
     mutating func record(_ violation: String) {
         if violations.count < 20 { violations.append(violation) }
     }
@@ -24,7 +29,9 @@ struct SimulationChecker: Sendable {
     /// A replica leads `term`: one leader per term, and it holds every entry applied anywhere.
     /// Called after every step of a leader; it checks when the replica has just been elected (a
     /// leader deposed without knowing it yet rightly lacks what later terms committed).
-    mutating func leads(_ replica: RaftReplica) {
+    /// - Returns: whether the replica was just elected (the first time it is seen leading its term).
+    @discardableResult
+    mutating func leads(_ replica: RaftReplica) -> Bool {
         if let other = leaderOfTerm[replica.term] {
             if other != replica.id { record("election safety: nodes \(other) and \(replica.id) both led term \(replica.term)") }
             // §5.4.2: a leader moves its commit index only by counting replicas of an entry of its
@@ -32,16 +39,17 @@ struct SimulationChecker: Sendable {
             if replica.commitIndex > commitAtElection[replica.term]!, let term = replica.term(at: replica.commitIndex), term != replica.term {
                 record("commitment (Figure 8): node \(replica.id), leader of term \(replica.term), committed index \(replica.commitIndex) of term \(term) by counting")
             }
-            return
+            return false
         }
         leaderOfTerm[replica.term] = replica.id
         commitAtElection[replica.term] = replica.commitIndex
         for (index, entry) in appliedAt where index >= replica.firstIndex {
             if replica.term(at: index) != entry.term {
                 record("leader completeness: node \(replica.id), leader of term \(replica.term), lacks entry \(index) (term \(entry.term)) applied elsewhere")
-                return
+                break
             }
         }
+        return true
     }
 
     /// A node applies `entry`: every node applies the same entry at the same index.
@@ -52,6 +60,23 @@ struct SimulationChecker: Sendable {
             }
         } else {
             appliedAt[entry.index] = entry
+        }
+    }
+
+    /// A node made `entries` durable; `previousTerm` gives its durable log's term at an index.
+    mutating func persists(_ entries: [RaftEntry], on node: NodeID, previousTerm: (UInt64) -> UInt64?) {
+        for entry in entries {
+            let before = previousTerm(entry.index - 1) ?? UInt64.max
+            let key = [entry.index, entry.term]
+            if let seen = durableEntries[key] {
+                if seen.entry != entry || seen.previousTerm != before {
+                    record(
+                        "log matching: node \(node) holds entry \(entry.index) of term \(entry.term) (\(entry.kind), after term \(before)); another log holds \(seen.entry.kind) after term \(seen.previousTerm)")
+                    return
+                }
+            } else {
+                durableEntries[key] = (entry, before)
+            }
         }
     }
 

@@ -37,6 +37,10 @@ public struct SimulationOptions: Sendable, Equatable {
     /// The chance that a crash falls between a Ready's sending and its persisting, or between
     /// persisting and the messages that wait for it (rather than between two Readys).
     public var crashInsideReadyRate = 0.5
+    /// The most steps a node's disk takes to make a Ready durable (0: at once). Meanwhile the
+    /// replica takes messages, ticks and requests, and a leader's appends are out before its
+    /// own copy is durable.
+    public var maxPersistDelaySteps = 3
     /// Steps a client waits for an answer before it tries another node (with the same session
     /// sequence number, so a write is applied once).
     public var clientTimeoutSteps = 150
@@ -76,6 +80,7 @@ public struct SimulationOptions: Sendable, Equatable {
         options.membershipChangeRate = pick([0, 0.002, 0.01])
         options.compactionEveryEntries = pick([10, 40, 200])
         options.maxAppendBytes = pick([64, 4096, 1 << 20])
+        options.maxPersistDelaySteps = pick([0, 3, 12])
         return options
     }
 }

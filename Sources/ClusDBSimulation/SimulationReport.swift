@@ -33,6 +33,8 @@ public struct SimulationReport {
     public let statistics: Statistics
     /// The clients' history.
     public let history: ClientHistory<ClusterSimulation.Model>
+    /// What happened, a line each: elections, membership changes, crashes and restarts.
+    public let milestones: [String]
 
     /// Whether no checker fired.
     public var passed: Bool { violations.isEmpty }

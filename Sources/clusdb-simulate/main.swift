@@ -5,7 +5,8 @@ import ClusDBRaft
 import ClusDBSimulation
 
 // clusdb-simulate: runs the deterministic simulator outside the test runner.
-//   swift run clusdb-simulate --seed N [--nodes 3]            one run, its report (a failing seed's replay)
+//   swift run clusdb-simulate --seed N [--nodes 3] [--milestones]   one run, its report (a failing seed's
+//                                                            replay), with its elections, membership changes, crashes
 //   swift run clusdb-simulate --seeds 100000 [--first 1] [--nodes 3|5|3,5]   a long sweep with progress
 // Exit status 1 when any run violates a checked property.
 
@@ -60,6 +61,7 @@ if let seedText = argument("--seed") {
         let report = simulation.run()
         say("seed \(seed), \(nodes) nodes: \(report.passed ? "passed" : "FAILED"), trace \(String(report.traceDigest, radix: 16))")
         say("  \(report.statistics)")
+        if CommandLine.arguments.contains("--milestones") { for line in report.milestones { say("  \(line)") } }
         for violation in report.violations { say("  violation: \(violation)") }
         failed = failed || !report.passed
     }

@@ -29,8 +29,17 @@ struct RaftTestNetwork {
         for node in voters + learners {
             let state = DurableState(bootstrapConfiguration: configuration)
             durable[node] = state
-            replicas[node] = RaftReplica(id: node, durable: state, options: options, random: RandomSource(seed: seed &+ node))
+            replicas[node] = Self.replica(node, from: state, options: options, seed: seed &+ node)
             applied[node] = []
+        }
+    }
+
+    /// A replica from a durable state the test built (consistent by construction).
+    static func replica(_ node: NodeID, from state: DurableState, options: RaftOptions, seed: UInt64) -> RaftReplica {
+        do {
+            return try RaftReplica(id: node, durable: state, options: options, random: RandomSource(seed: seed))
+        } catch {
+            preconditionFailure("the test's durable state is consistent: \(error)")
         }
     }
 
@@ -43,7 +52,7 @@ struct RaftTestNetwork {
     /// Adds a node that starts from `state` (a new member, or a restart).
     mutating func start(_ node: NodeID, from state: DurableState, options: RaftOptions = Self.testOptions, seed: UInt64 = 7) {
         durable[node] = state
-        replicas[node] = RaftReplica(id: node, durable: state, options: options, random: RandomSource(seed: seed &+ node))
+        replicas[node] = Self.replica(node, from: state, options: options, seed: seed &+ node)
         applied[node] = applied[node] ?? []
     }
 
@@ -98,14 +107,21 @@ struct RaftTestNetwork {
         var steps = 0
         while steps < maxSteps {
             steps += 1
-            for node in replicas.keys.sorted() { handleReady(node) }
-            guard !inFlight.isEmpty else { return }
-            let message = inFlight.removeFirst()
-            guard replicas[message.to] != nil, !cut.contains([message.from, message.to]) else { continue }
-            delivered.append(message)
-            replicas[message.to]!.step(message)
+            guard deliverNext() else { return }
         }
         preconditionFailure("the network did not settle within \(maxSteps) steps")
+    }
+
+    /// Handles every Ready, then delivers the oldest message in flight.
+    /// - Returns: false when no message was in flight.
+    mutating func deliverNext() -> Bool {
+        for node in replicas.keys.sorted() { handleReady(node) }
+        guard !inFlight.isEmpty else { return false }
+        let message = inFlight.removeFirst()
+        guard replicas[message.to] != nil, !cut.contains([message.from, message.to]) else { return true }
+        delivered.append(message)
+        replicas[message.to]!.step(message)
+        return true
     }
 
     /// Ticks every node once (or only `nodes`), then settles.

@@ -195,7 +195,7 @@ struct ReplicationTests {
         network.isolate(3, heal: true)
         network.tick([1])
         #expect(network.installed[3]?.map(\.index) == [applied])
-        network.replicas[1]!.snapshotSent(to: 3, succeeded: true)
+        network.replicas[1]!.snapshotSent(to: 3, index: applied, succeeded: true)
         network.propose(1, "d")
         #expect(network.replicas[3]!.commitIndex == network.replicas[1]!.commitIndex)
         #expect(network.appliedCommands(3) == ["d"], "entries after the snapshot are applied on top of its image")

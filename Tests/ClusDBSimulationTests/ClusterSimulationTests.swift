@@ -16,6 +16,9 @@ let regressionSeeds: [(seed: UInt64, nodes: Int, caught: String)] = [
     (678, 3, "the same late read answer"),
     (1309, 3, "a follower whose window of appends was lost waited forever (replica bug: the window is freed at a heartbeat answer)"),
     (1006, 5, "the same full window"),
+    (181, 3, "two voters, the leader removed itself and the commit was lost: the last voter waited for the removed node's vote, which its newer log refused (replica bug: commit hints)"),
+    (371, 3, "the same, after the removed leader's log grew past its removal"),
+    (833, 3, "the same, with the hint sent in a term the pre-candidate dropped, and not sent at a snapshot's index"),
 ]
 
 @Suite("Deterministic simulation of the Raft core: safety under faults, liveness after healing")
@@ -71,6 +74,29 @@ struct ClusterSimulationTests {
         #expect(totals.crashes > 20 && totals.partitions > 20, "\(totals)")
         #expect(totals.membershipChanges > 5 && totals.snapshotsInstalled > 5, "\(totals)")
         #expect(totals.answered > 2000, "\(totals)")
+    }
+
+    /// 100 seeds with 1, 2 and 7 voters at the start: the smallest clusters (they grow and shrink
+    /// through membership changes; two voters cannot lose one) and the largest.
+    static let edgeSizeSlices = 5
+    static let edgeSizeSeedsPerSlice: UInt64 = 20
+
+    @Test("A sweep of 100 seeds with 1, 2 and 7 nodes: no checker fires", arguments: 0..<edgeSizeSlices)
+    func edgeSizeSweep(slice: Int) {
+        var answered = 0
+        var membershipChanges = 0
+        let first = 100_000 + UInt64(slice) * Self.edgeSizeSeedsPerSlice
+        for seed in first..<(first + Self.edgeSizeSeedsPerSlice) {
+            for nodes in [1, 2, 7] {
+                let report = Self.run(seed: seed, nodes: nodes)
+                if !report.passed {
+                    Issue.record("seed \(seed), \(nodes) nodes: \(report.violations.joined(separator: "; ")) — replay: \(report.replayCommand)")
+                }
+                answered += report.statistics.answered
+                membershipChanges += report.statistics.membershipChanges
+            }
+        }
+        #expect(answered > 1000 && membershipChanges > 3, "answered \(answered), membership changes \(membershipChanges)")
     }
 
     /// Each deliberate bug of issue 10, point 5, with the checker that must catch it.
