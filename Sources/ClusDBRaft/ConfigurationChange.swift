@@ -10,7 +10,8 @@ public enum ConfigurationChange: Sendable, Equatable, Hashable {
     case remove(NodeID)
 
     /// The change's 9-byte encoding in a ``RaftEntry/Kind/configurationChange`` entry: a kind byte
-    /// (1 add learner, 2 promote, 3 remove), then the node identifier, big-endian.
+    /// (1 add learner, 2 promote, 3 remove), then the node identifier, little-endian like every
+    /// integer ClusDB stores (docs/FORMATS.md).
     public var encoded: [UInt8] {
         let (kind, node): (UInt8, NodeID)
         switch self {
@@ -18,13 +19,13 @@ public enum ConfigurationChange: Sendable, Equatable, Hashable {
         case .promoteLearner(let id): (kind, node) = (2, id)
         case .remove(let id): (kind, node) = (3, id)
         }
-        return [kind] + (0..<8).map { UInt8(truncatingIfNeeded: node >> (56 - 8 * $0)) }
+        return [kind] + (0..<8).map { UInt8(truncatingIfNeeded: node >> (8 * $0)) }
     }
 
     /// Decodes ``encoded``; nil for bytes that are not a change.
     public init?(encoded bytes: [UInt8]) {
         guard bytes.count == 9 else { return nil }
-        let node = bytes[1...].reduce(NodeID(0)) { $0 << 8 | NodeID($1) }
+        let node = bytes[1...].reversed().reduce(NodeID(0)) { $0 << 8 | NodeID($1) }
         switch bytes[0] {
         case 1: self = .addLearner(node)
         case 2: self = .promoteLearner(node)

@@ -27,6 +27,9 @@ public struct SyncSite: Hashable, Sendable, CustomStringConvertible {
     public static let logSegment = SyncSite("log.segment")
     /// The directory sync after removing segments behind a checkpoint.
     public static let logTruncation = SyncSite("log.truncation")
+    /// A suffix of the log removed for a leader's entries: later segments (``directory``, once
+    /// per segment), then the cut of the segment holding the first removed entry (``file``).
+    public static let logSuffix = SyncSite("log.suffix")
     /// The cut of a torn tail at start-up.
     public static let logTornTail = SyncSite("log.torn-tail")
     /// A cluster checkpoint: the image (``file``) and its rename into place (``directory``).

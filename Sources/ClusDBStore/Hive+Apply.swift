@@ -25,7 +25,9 @@ extension Hive {
         ///   not decode.
         public init(entry: LogEntry) throws(ClusterError) {
             switch entry.kind {
-            case .noop:
+            case .noop, .configurationChange:
+                // A membership change is the replica's business: the hive only moves its applied
+                // index past it.
                 self.init(index: entry.index, term: entry.term, command: nil)
             case .command:
                 do throws(ClusterError) {

@@ -9,6 +9,13 @@ public struct LogEntry: Sendable, Equatable {
         case command = 1
         /// An entry that changes nothing (a new quorum owner's first entry; a barrier).
         case noop = 2
+        /// A membership change: the payload is an encoded `ConfigurationChange` (ClusDBRaft).
+        /// Written with record format 3, so a build that reads only format 2 stops with a clear
+        /// error instead of misreading it; a log without membership changes stays format 2.
+        case configurationChange = 3
+
+        /// The record format a record of this kind needs.
+        var recordFormat: UInt8 { self == .configurationChange ? 3 : 2 }
     }
 
     /// The 1-based log index.

@@ -49,6 +49,11 @@ public enum LogRecord {
         }
     }
 
+    /// The highest per-record format this build reads: 3 is format 2's layout with entry kind 3
+    /// (a membership change). A record announces the format it needs, so a log without
+    /// membership changes stays readable by a build that reads format 2.
+    public static let recordFormatMax: UInt32 = 3
+
     /// Bytes before the body: length and checksum.
     public static let headerSize = 8
     /// The smallest body prefix of any format (a shorter length field is damage).
@@ -75,7 +80,7 @@ public enum LogRecord {
         withUnsafeBytes(of: entry.index.littleEndian) { out.append(contentsOf: $0) }
         withUnsafeBytes(of: entry.term.littleEndian) { out.append(contentsOf: $0) }
         out.append(entry.kind.rawValue)
-        out.append(UInt8(Format.current.rawValue))
+        out.append(entry.kind.recordFormat)
         out.append(contentsOf: [0, 0])
         withUnsafeBytes(of: group.position.littleEndian) { out.append(contentsOf: $0) }
         withUnsafeBytes(of: group.size.littleEndian) { out.append(contentsOf: $0) }
@@ -131,14 +136,15 @@ public enum LogRecord {
                 return .unreadable(reason: "a checksummed record of \(length) bytes is shorter than format 2 allows", neededFormat: nil)
             }
             let recordFormat = UInt32(body[17])
-            guard recordFormat <= Format.current.rawValue else {
+            guard recordFormat <= recordFormatMax else {
                 return .unreadable(
-                    reason: "record \(index) needs log format \(recordFormat); this build reads formats up to \(Format.current.rawValue)",
+                    reason: "record \(index) needs log format \(recordFormat); this build reads formats up to \(recordFormatMax)",
                     neededFormat: recordFormat)
             }
             let position = body.loadUnaligned(fromByteOffset: 20, as: UInt32.self).littleEndian
             let size = body.loadUnaligned(fromByteOffset: 24, as: UInt32.self).littleEndian
-            guard recordFormat == format.rawValue, position < size, UInt64(position) < index else {
+            let kindFormat = LogEntry.Kind(rawValue: body[16]).map { UInt32($0.recordFormat) }
+            guard recordFormat == (kindFormat ?? recordFormat), recordFormat >= format.rawValue, position < size, UInt64(position) < index else {
                 return .unreadable(
                     reason: "record \(index) has format \(recordFormat) and group position \(position) of \(size), which no build writes",
                     neededFormat: nil)
@@ -150,7 +156,7 @@ public enum LogRecord {
         guard index > 0, index < UInt64.max else {
             return .unreadable(reason: "a checksummed record has index \(index), which is out of range", neededFormat: nil)
         }
-        guard let kind = LogEntry.Kind(rawValue: body[16]) else {
+        guard let kind = LogEntry.Kind(rawValue: body[16]), format != .v1 || kind != .configurationChange else {
             return .unreadable(
                 reason: "record \(index) has entry kind \(body[16]), which log format \(format.rawValue) does not define",
                 neededFormat: nil)

@@ -70,6 +70,9 @@ public final class QuorumLog {
     public private(set) var segments: [Segment]
     /// The term of the last entry (0 when empty).
     public private(set) var lastTerm: UInt64
+    /// The terms of the entries held, run-length encoded: each run's first index and term,
+    /// ascending. Kept in memory so that ``term(at:)`` reads no file (a few runs per term).
+    private var termRuns: [TermRun]
     private var active: SystemFile?
     /// A segment is closed and a new one started once it passes this size. The node keeps it
     /// a fraction of `MaxQuorumLogSize`, so truncation behind a checkpoint can drop whole segments.
@@ -77,11 +80,38 @@ public final class QuorumLog {
         didSet { precondition(segmentTargetBytes > 0, "segments need a positive target size") }
     }
 
-    private init(directory: String, segments: [Segment], lastTerm: UInt64, segmentTargetBytes: Int) {
+    /// Entries from `firstIndex` on have `term` (until the next run).
+    struct TermRun: Sendable, Equatable {
+        var firstIndex: UInt64
+        var term: UInt64
+    }
+
+    private init(directory: String, segments: [Segment], lastTerm: UInt64, termRuns: [TermRun], segmentTargetBytes: Int) {
         self.directory = directory
         self.segments = segments
         self.lastTerm = lastTerm
+        self.termRuns = termRuns
         self.segmentTargetBytes = segmentTargetBytes
+    }
+
+    /// The term of the entry at `index`, nil when the log does not hold it.
+    public func term(at index: UInt64) -> UInt64? {
+        guard let first = firstIndex, let last = lastIndex, index >= first, index <= last else { return nil }
+        // The last run that starts at or before `index`.
+        var low = 0
+        var high = termRuns.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if termRuns[middle].firstIndex <= index { low = middle } else { high = middle - 1 }
+        }
+        precondition(termRuns[low].firstIndex <= index, "term runs cover every entry held")
+        return termRuns[low].term
+    }
+
+    private func recordTerms(of entries: [LogEntry]) {
+        for entry in entries where termRuns.last?.term != entry.term {
+            termRuns.append(TermRun(firstIndex: entry.index, term: entry.term))
+        }
     }
 
     /// Index of the first entry held, nil when the log holds none.
@@ -113,6 +143,7 @@ public final class QuorumLog {
         var segments: [Segment] = []
         var recovery = Recovery(truncatedBytes: 0, reason: nil)
         var lastTerm: UInt64 = 0
+        var termRuns: [TermRun] = []
         let names = try FileSystem.list(directory)
         let segmentNames = names.filter { $0.hasSuffix(".seg") }
         // Every segment is checked before anything changes: damage or a record this build cannot
@@ -136,6 +167,7 @@ public final class QuorumLog {
                 throw corrupt("segment \(name) is empty but is not the last one")
             }
             if scan.lastIndex >= header.firstIndex { lastTerm = scan.lastTerm }
+            for run in scan.termRuns where termRuns.last?.term != run.term { termRuns.append(run) }
             segments.append(
                 Segment(firstIndex: header.firstIndex, lastIndex: scan.lastIndex, path: path, size: scan.validLength, format: header.format))
         }
@@ -150,7 +182,8 @@ public final class QuorumLog {
             leftovers = true
         }
         if leftovers { try FileSystem.syncDirectory(directory, site: SyncSite("log.leftovers")) }
-        let log = QuorumLog(directory: directory, segments: segments, lastTerm: lastTerm, segmentTargetBytes: segmentTargetBytes)
+        let log = QuorumLog(
+            directory: directory, segments: segments, lastTerm: lastTerm, termRuns: termRuns, segmentTargetBytes: segmentTargetBytes)
         if let last = segments.last { log.active = try SystemFile(path: last.path, flags: O_RDWR) }
         return (log, recovery)
     }
@@ -210,6 +243,7 @@ public final class QuorumLog {
         var lastIndex: UInt64
         var lastTerm: UInt64
         var tornReason: String?
+        var termRuns: [TermRun] = []
     }
 
     /// Checks every record of a segment. A valid record of the wrong index or a falling term is
@@ -237,6 +271,7 @@ public final class QuorumLog {
                         failure = corrupt("\(path) offset \(offset): term \(entry.term) is lower than \(scan.lastTerm) before it")
                         return
                     }
+                    if scan.termRuns.last?.term != entry.term { scan.termRuns.append(TermRun(firstIndex: entry.index, term: entry.term)) }
                     scan.lastIndex = entry.index
                     scan.lastTerm = entry.term
                     offset = next
@@ -360,6 +395,7 @@ public final class QuorumLog {
         segments[position].size = offset + buffer.count
         segments[position].lastIndex = entries[entries.count - 1].index
         lastTerm = entries[entries.count - 1].term
+        recordTerms(of: entries)
     }
 
     private func startSegment(firstIndex: UInt64) throws(ClusterError) {
@@ -435,6 +471,63 @@ public final class QuorumLog {
             removed += 1
         }
         if removed > 0 { try FileSystem.syncDirectory(directory, site: .logTruncation) }
+        if let first = firstIndex {
+            // Runs wholly before the first entry held are dropped; the one covering it stays.
+            while termRuns.count > 1, termRuns[1].firstIndex <= first { termRuns.removeFirst() }
+        }
         return removed
+    }
+
+    /// Removes the entries from `index` on, so that a leader's entries can replace a conflicting
+    /// suffix. Crash-safe: later segments go first, newest first, each removal synced on its own
+    /// (directory entries need not reach the disk in the order they changed), then the segment
+    /// holding `index` is cut before its record and synced. A power loss at any point leaves a
+    /// prefix of the old log — never a gap, and never old entries after new ones, since appends
+    /// come only after this returns. Dropping entries is safe here: Raft replaces only entries
+    /// that are not committed, and every entry after one that is not committed is not either.
+    /// - Throws: I/O errors (the log is then as far cut as the failure let it get, still a
+    ///   prefix of the old one).
+    public func truncateSuffix(from index: UInt64) throws(ClusterError) {
+        guard let last = lastIndex, index <= last else { return }
+        precondition(index >= (firstIndex ?? index), "the suffix starts within the log")
+        precondition(index > 0, "log indexes start at 1")
+        while let newest = segments.last, newest.firstIndex > index || (newest.firstIndex == index && segments.count > 1) {
+            try FileSystem.removeFile(newest.path)
+            segments.removeLast()
+            active = nil
+            try FileSystem.syncDirectory(directory, site: .logSuffix.directory)
+        }
+        let position = segments.count - 1
+        let segment = segments[position]
+        let cut = try offset(of: index, in: segment)
+        let file = try SystemFile(path: segment.path, flags: O_RDWR)
+        try file.truncate(to: cut)
+        file.sync(.logSuffix.file)
+        active = file
+        segments[position].size = cut
+        segments[position].lastIndex = index - 1
+        while let run = termRuns.last, run.firstIndex >= index { termRuns.removeLast() }
+        lastTerm = index > segments[0].firstIndex ? (termRuns.last?.term ?? 0) : 0
+    }
+
+    /// The file offset of the record of `index` in `segment` (its size when `index` follows it).
+    private func offset(of index: UInt64, in segment: Segment) throws(ClusterError) -> Int {
+        let file = try SystemFile(path: segment.path, flags: O_RDONLY)
+        let bytes = try file.read(count: segment.size, at: 0)
+        var found: Int?
+        bytes.withUnsafeBytes { buffer in
+            var offset = Self.segmentHeaderSize
+            while offset < buffer.count {
+                guard case .record(let entry, _, let next) = LogRecord.read(buffer, at: offset, format: segment.format) else { return }
+                if entry.index == index {
+                    found = offset
+                    return
+                }
+                offset = next
+            }
+            if segment.lastIndex + 1 == index { found = offset }
+        }
+        guard let found else { throw Self.corrupt("\(segment.path): record \(index) changed after the log was opened") }
+        return found
     }
 }

@@ -51,7 +51,10 @@ struct QuorumLogRecoveryTests {
         let garbage: [UInt8] = [0xDE, 0xAD, 0xBE, 0xEF, 1, 2, 3, 4]
         let cases: [(record: [UInt8], code: Win32Error, mentions: String)] = [
             (Self.craftedRecord(index: 3, term: 1, kind: 9, format: 2), .clusterLogCorrupt, "entry kind 9"),
-            (Self.craftedRecord(index: 3, term: 1, kind: 1, format: 3), .revisionMismatch, "log format 3"),
+            (Self.craftedRecord(index: 3, term: 1, kind: 1, format: 5), .revisionMismatch, "log format 5"),
+            // Format 3 is read (a membership change); a command announcing it no build writes.
+            (Self.craftedRecord(index: 3, term: 1, kind: 1, format: 3), .clusterLogCorrupt, "no build writes"),
+            (Self.craftedRecord(index: 3, term: 1, kind: 3, format: 2), .clusterLogCorrupt, "no build writes"),
             (Self.craftedRecord(index: 3, term: 1, kind: 77, format: 4), .revisionMismatch, "log format 4"),
             (Self.craftedRecord(index: 3, term: 1, kind: 1, format: 2, position: 5, size: 2), .clusterLogCorrupt, "group position"),
             (Self.craftedRecord(index: UInt64.max, term: 1, kind: 1, format: 2), .clusterLogCorrupt, "out of range"),
@@ -69,7 +72,7 @@ struct QuorumLogRecoveryTests {
             }
         }
         // A newer record behind damage (a torn write cannot have made it) is refused too.
-        let newer = Self.craftedRecord(index: 4, term: 1, kind: 1, format: 3)
+        let newer = Self.craftedRecord(index: 4, term: 1, kind: 1, format: 5)
         let dir = try Self.logWith(record: garbage + newer)
         defer { dir.remove() }
         let before = try Self.bytes(dir.file(Self.segmentName))
