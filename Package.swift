@@ -98,7 +98,7 @@ let package = Package(
         ),
         // The deterministic simulator (replicas over a faulty network with crashes, checkers) and
         // the linearizability checker for its client histories.
-        .target(name: "ClusDBSimulation", dependencies: ["ClusDBRaft", "ClusDBModel"], swiftSettings: simulatedSettings),
+        .target(name: "ClusDBSimulation", dependencies: ["ClusDBRaft", "ClusDBModel", "ClusDBStore"], swiftSettings: simulatedSettings),
         // Runs the simulator from the command line: one seed's report, or a long sweep.
         .executableTarget(name: "clusdb-simulate", dependencies: ["ClusDBSimulation", "ClusDBRaft", "ClusDBModel"], swiftSettings: strictSettings),
         // Helpers the test targets share.
@@ -132,7 +132,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "ClusDBSimulationTests", dependencies: ["ClusDBSimulation", "ClusDBRaft", "ClusDBModel"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "ClusDBSimulationTests", dependencies: ["ClusDBSimulation", "ClusDBRaft", "ClusDBModel", "ClusDBStore"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBProcessTests",
             dependencies: ["ClusDBTestSupport", "ClusAPI", "ClusDBModel", "clusdb"],

@@ -1,5 +1,10 @@
-import ClusDBRaft
+#if canImport(Glibc)
+import Glibc
+#endif
 import ClusDBModel
+import ClusDBRaft
+import ClusDBStore
+import Synchronization
 
 /// A seeded, single-threaded simulation of a ClusDB cluster (DESIGN §2): replicas running the
 /// production Raft core exchange messages over a ``SimulatedNetwork`` that loses, delays,
@@ -67,15 +72,14 @@ public struct ClusterSimulation {
         raftOptions.brokenProtocol = options.brokenProtocol
         raftOptions.maxAppendBytes = options.maxAppendBytes
         let voters = Set((1...NodeID(options.nodes)))
-        for id in voters.sorted() {
-            let node = SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: RaftConfiguration(voters: voters)))
-            do { try node.start(options: raftOptions, seed: options.seed &+ id) } catch {
-                preconditionFailure("an empty durable state starts: \(error)")
-            }
-            nodes[id] = node
+        if let directory = options.diskDirectory {
+            runDirectory = FileSystem.join(directory, "clusdb-sim-\(options.seed)-\(options.nodes)-\(Self.runNumbers.add(1, ordering: .relaxed).oldValue)-\(getpid())")
         }
         nextNodeID = NodeID(options.nodes) + 1
         clients = (0..<options.clients).map { Client(id: $0) }
+        for id in voters.sorted() {
+            nodes[id] = makeNode(id, bootstrap: RaftConfiguration(voters: voters), seed: options.seed &+ id)
+        }
     }
 
     /// Runs the simulation to its end and checks it.
@@ -102,12 +106,35 @@ public struct ClusterSimulation {
             now += 1
         }
         if checker.violations.isEmpty { checkEnd() }
+        for node in nodes.values { node.disk?.remove() }
+        if let runDirectory { try? FileSystem.removeTree(runDirectory) }
         return SimulationReport(
             seed: options.seed, nodes: options.nodes, violations: checker.violations, traceDigest: digest.value, statistics: statistics,
-            history: history, milestones: milestones)
+            history: history, milestones: milestones,
+            replayFlags: (options.diskDirectory.map { " --disks \($0)" } ?? "") + options.skippedSyncSites.sorted().map { " --skip-sync \($0)" }.joined())
     }
 
     // MARK: Nodes
+
+    /// Numbers runs of this process, so that parallel runs of one seed get their own directories.
+    private static let runNumbers = Atomic<Int>(0)
+    /// Where this run's disks live, when it uses disks.
+    private var runDirectory: String?
+
+    /// A new node with an empty durable state (and disk), started.
+    private func makeNode(_ id: NodeID, bootstrap: RaftConfiguration, seed: UInt64) -> SimulatedNode {
+        let node = SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: bootstrap))
+        do {
+            if let runDirectory {
+                node.disk = try SimulatedDisk(
+                    base: FileSystem.join(runDirectory, "node-\(id)"), skippedSites: Set(options.skippedSyncSites.map(SyncSite.init)))
+            }
+            try node.start(options: raftOptions, seed: seed)
+        } catch {
+            preconditionFailure("an empty durable state starts: \(error)")
+        }
+        return node
+    }
 
     /// Notes a milestone of the run (bounded: a replay needs the story, not every step).
     private mutating func note(_ line: String) {
@@ -122,19 +149,22 @@ public struct ClusterSimulation {
     /// Takes and carries out the Readys of `id` until none is left or one waits for its
     /// persistence to complete (one Ready in flight at a time, as in the node driver).
     private mutating func drain(_ id: NodeID) {
+        nodes[id]?.noteConfiguration()
         while let node = nodes[id], node.isUp, node.readyInFlight == nil, node.replica!.hasReady {
+            let configurations = node.configurationsSinceTake
+            node.configurationsSinceTake = [node.replica!.configuration]
             let ready = node.replica!.takeReady()
             let image = node.takeImage(for: ready)
             digest.add(id, now, ready.entries.count, ready.messages.count, ready.committedEntries.count)
-            for message in ready.messages { transmit(message) }
+            for message in ready.messages { transmit(message, createdUnder: configurations) }
             if maybeCrashInsideReady(id, ready, image) { break }
             // The disk takes a while: meanwhile messages, ticks and requests reach the replica.
             let delay = options.maxPersistDelaySteps == 0 ? 0 : Int.random(in: 0...options.maxPersistDelaySteps, using: &random)
             if delay > 0 {
-                node.readyInFlight = (ready, image, now + delay)
+                node.readyInFlight = (ready, image, configurations, now + delay)
                 break
             }
-            completeReady(id, ready, image)
+            completeReady(id, ready, image, configurations)
         }
         if let replica = nodes[id]?.replica, replica.role == .leader {
             if checker.leads(replica) { note("elected: \(replica.summary), voters \(replica.configuration.voters.sorted())") }
@@ -144,19 +174,22 @@ public struct ClusterSimulation {
     /// Completes the Readys whose persistence is due, and carries on with what follows them.
     private mutating func completeDueReadys() {
         for id in memberIDs {
-            guard let node = nodes[id], let (ready, image, completesAt) = node.readyInFlight, completesAt <= now else { continue }
+            guard let node = nodes[id], let (ready, image, configurations, completesAt) = node.readyInFlight, completesAt <= now else { continue }
             node.readyInFlight = nil
             if maybeCrashInsideReady(id, ready, image) { continue }
-            completeReady(id, ready, image)
+            completeReady(id, ready, image, configurations)
             drain(id)
         }
     }
 
     /// The rest of a Ready once its state is durable: the messages that waited for it, the
     /// persisted report, applying, reads, compaction.
-    private mutating func completeReady(_ id: NodeID, _ ready: Ready, _ image: KeyValueStateMachine?) {
+    private mutating func completeReady(_ id: NodeID, _ ready: Ready, _ image: KeyValueStateMachine?, _ configurations: [RaftConfiguration]) {
         let node = nodes[id]!
-        node.persist(ready, image: image)
+        do { try node.persist(ready, image: image) } catch {
+            checker.record("disk: node \(id) could not persist a Ready: \(error)")
+            return
+        }
         checker.persists(ready.entries, on: id, previousTerm: { index in node.durableTerm(at: index) })
         if let snapshot = ready.snapshot {
             statistics.snapshotsInstalled += 1
@@ -164,7 +197,7 @@ public struct ClusterSimulation {
             digest.add(id, snapshot.index)
         }
         if maybeCrashAfterPersist(id) { return }
-        for message in ready.messagesAfterPersist { transmit(message) }
+        for message in ready.messagesAfterPersist { transmit(message, createdUnder: configurations) }
         if let last = ready.entries.last { node.replica!.persisted(index: last.index, term: last.term) }
         for entry in ready.committedEntries {
             checker.applies(entry, on: id)
@@ -200,7 +233,9 @@ public struct ClusterSimulation {
         guard !healing, Double.random(in: 0..<1, using: &random) < options.crashRate * options.crashInsideReadyRate else { return false }
         let stages: [SimulatedNode.PersistStage] =
             [.nothing, .snapshotFile, .snapshotInstalled, .hardState] + (0...ready.entries.count).map { .entries($0) }
-        nodes[id]!.persist(ready, image: image, upTo: stages.randomElement(using: &random)!)
+        do { try nodes[id]!.persist(ready, image: image, upTo: stages.randomElement(using: &random)!) } catch {
+            checker.record("disk: node \(id) could not persist part of a Ready: \(error)")
+        }
         crash(id)
         return true
     }
@@ -231,13 +266,17 @@ public struct ClusterSimulation {
         guard applied >= node.replica!.firstIndex + UInt64(options.compactionEveryEntries), node.stateMachine.appliedIndex == applied else { return }
         node.replica!.compact(through: applied)
         let snapshot = node.replica!.snapshotMetadata
-        node.compactDurable(through: snapshot.index, term: snapshot.term, configuration: snapshot.configuration)
+        do { try node.compactDurable(through: snapshot.index, term: snapshot.term, configuration: snapshot.configuration) } catch {
+            checker.record("disk: node \(id) could not compact its log: \(error)")
+        }
         statistics.compactions += 1
     }
 
-    private mutating func transmit(_ message: RaftMessage) {
-        guard let sender = nodes[message.from]?.replica else { return }
-        checker.sends(message, configuration: sender.configuration, preVoteConfigured: raftOptions.preVote)
+    /// Sends a message of a Ready taken when the sender had had `configurations` since the one
+    /// before.
+    private mutating func transmit(_ message: RaftMessage, createdUnder configurations: [RaftConfiguration]) {
+        guard nodes[message.from]?.replica != nil else { return }
+        checker.sends(message, configurations: configurations, preVoteConfigured: raftOptions.preVote)
         var image: KeyValueStateMachine?
         if case .installSnapshot(let snapshot) = message.body {
             image = nodes[message.from]!.snapshotImage
@@ -289,7 +328,16 @@ public struct ClusterSimulation {
     private mutating func crash(_ id: NodeID) {
         guard nodes[id]?.isUp == true else { return }
         // Requests waiting on the node are lost with it; their clients time out and retry.
-        nodes[id]!.crash()
+        // What a power loss keeps of a disk's unsynced writes: nothing, a prefix, or any pages.
+        let tear: PowerLossDisk.Tear
+        switch Int.random(in: 0..<3, using: &random) {
+        case 0: tear = .dropUnsynced
+        case 1: tear = .prefix(seed: random.next())
+        default: tear = .pages(seed: random.next())
+        }
+        do { try nodes[id]!.crash(tear: tear) } catch {
+            checker.record("disk: node \(id) could not be crashed: \(error)")
+        }
         note("node \(id) crashes")
         statistics.crashes += 1
         digest.add(id, now, 0xC4A5)
@@ -362,11 +410,7 @@ public struct ClusterSimulation {
                 }
                 if case .addLearner(let id) = proposed {
                     nextNodeID += 1
-                    let node = SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: nodes[leaderID]!.durable.bootstrapConfiguration))
-                    do { try node.start(options: raftOptions, seed: random.next()) } catch {
-                        preconditionFailure("an empty durable state starts: \(error)")
-                    }
-                    nodes[id] = node
+                    nodes[id] = makeNode(id, bootstrap: nodes[leaderID]!.durable.bootstrapConfiguration, seed: random.next())
                 }
             }
         }

@@ -1,5 +1,6 @@
 import ClusDBRaft
 import ClusDBModel
+import ClusDBStore
 
 /// One simulated ClusDB node: a replica and the driver work the production node will do around
 /// it — persisting, sending, applying, compacting, answering clients — with what is durable kept
@@ -35,12 +36,25 @@ final class SimulatedNode {
     /// Images that arrived with InstallSnapshot messages, by snapshot index, until a Ready hands
     /// the snapshot out (volatile: the transport holds them in memory or a temporary file).
     var receivedImages: [UInt64: KeyValueStateMachine] = [:]
+    /// The production quorum log and hard-state file under a power-loss model, when the run
+    /// uses disks (``SimulationOptions/diskDirectory``); else only the model above.
+    var disk: SimulatedDisk?
     /// Volatile: requests waiting on this node.
     var waitingWrites: [UInt64: WaitingWrite] = [:]
     var waitingReads: [WaitingRead] = []
     var nextReadContext: UInt64 = 1
     /// The Ready whose persistence is under way (one at a time), and the step it completes at.
-    var readyInFlight: (ready: Ready, image: KeyValueStateMachine?, completesAt: Int)?
+    var readyInFlight: (ready: Ready, image: KeyValueStateMachine?, configurations: [RaftConfiguration], completesAt: Int)?
+    /// The configurations the replica had since the last Ready was taken: a message in a Ready
+    /// was created under one of them (checkers judge it by that one, not by the configuration
+    /// in force when a slow disk lets it leave).
+    var configurationsSinceTake: [RaftConfiguration] = []
+
+    /// Notes the replica's configuration after an input.
+    func noteConfiguration() {
+        guard let configuration = replica?.configuration, configurationsSinceTake.last != configuration else { return }
+        configurationsSinceTake.append(configuration)
+    }
 
     var isUp: Bool { replica != nil }
 
@@ -54,18 +68,28 @@ final class SimulatedNode {
     /// - Throws: the replica's refusal of the durable state (a finding: no crash of a correct
     ///   driver may leave a state the replica refuses).
     func start(options: RaftOptions, seed: UInt64) throws(ClusterError) {
+        if let disk {
+            // The production start-up: recovery of the log, the hard state, and the log's
+            // entries kept only where they continue the snapshot.
+            let recovered = try disk.open()
+            durable.hardState = recovered.hardState
+            durable.entries = DurableState.entries(continuing: durable.snapshot, from: recovered.entries)
+        }
         var state = durable
         state.appliedIndex = stateMachine.appliedIndex
         var nonces = RandomSource(seed: ~seed)
         nextReadContext = nonces.next() << 32
         replica = try RaftReplica(id: id, durable: state, options: options, random: RandomSource(seed: seed))
+        configurationsSinceTake = [replica!.configuration]
     }
 
-    /// Loses everything volatile.
-    func crash() {
+    /// Loses everything volatile; a disk keeps what `tear` leaves of its unsynced writes.
+    func crash(tear: PowerLossDisk.Tear) throws(ClusterError) {
+        try disk?.crash(tear: tear)
         replica = nil
         readyInFlight = nil
         receivedImages = [:]
+        configurationsSinceTake = []
         waitingWrites = [:]
         waitingReads = []
     }
@@ -96,16 +120,25 @@ final class SimulatedNode {
 
     /// Makes a Ready's snapshot, hard state and entries durable, up to `stage` (all of it unless
     /// a crash cuts it short).
-    func persist(_ ready: Ready, image: KeyValueStateMachine?, upTo stage: PersistStage = .all) {
+    func persist(_ ready: Ready, image: KeyValueStateMachine?, upTo stage: PersistStage = .all) throws(ClusterError) {
         if let snapshot = ready.snapshot, stage >= .snapshotFile {
             guard let image else { preconditionFailure("a Ready's snapshot comes with its image") }
             precondition(image.appliedIndex == snapshot.index, "the image is the snapshot's")
             durable.snapshot = snapshot
             durable.entries = []
             snapshotImage = image
+            try disk?.discardLog()
             if stage >= .snapshotInstalled { stateMachine.install(image) }
         }
-        if let hardState = ready.hardState, stage >= .hardState { durable.hardState = hardState }
+        if let hardState = ready.hardState, stage >= .hardState {
+            durable.hardState = hardState
+            try disk?.save(hardState)
+        }
+        if !ready.entries.isEmpty, stage > .hardState, let disk {
+            // On a disk, a crash part-way through the append is a power loss before its sync:
+            // the tear chosen at the crash decides what of the group survives.
+            if stage == .all { try disk.save(ready.entries) } else { try disk.saveUnsynced(ready.entries) }
+        }
         if let first = ready.entries.first, stage > .hardState {
             let base = durable.snapshot?.index ?? 0
             precondition(first.index > base && first.index <= base + UInt64(durable.entries.count) + 1, "entries continue the durable log")
@@ -133,11 +166,12 @@ final class SimulatedNode {
     }
 
     /// Drops durable entries up to `index` (a snapshot at it is durable now).
-    func compactDurable(through index: UInt64, term: UInt64, configuration: RaftConfiguration) {
+    func compactDurable(through index: UInt64, term: UInt64, configuration: RaftConfiguration) throws(ClusterError) {
         let base = durable.snapshot?.index ?? 0
         guard index > base else { return }
         durable.entries.removeFirst(Int(index - base))
         durable.snapshot = SnapshotMetadata(index: index, term: term, configuration: configuration)
         snapshotImage = stateMachine
+        try disk?.compact(through: index)
     }
 }

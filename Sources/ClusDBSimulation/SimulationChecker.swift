@@ -86,8 +86,8 @@ struct SimulationChecker: Sendable {
     /// The term of the entry applied at `index`, if any node applied one.
     func appliedTerm(at index: UInt64) -> UInt64? { appliedAt[index]?.term }
 
-    /// A message leaves `from`.
-    mutating func sends(_ message: RaftMessage, configuration: RaftConfiguration, preVoteConfigured: Bool) {
+    /// A message leaves `from`, created under one of `configurations`.
+    mutating func sends(_ message: RaftMessage, configurations: [RaftConfiguration], preVoteConfigured: Bool) {
         switch message.body {
         case .voteResponse(granted: true):
             let key = [message.from, message.term]
@@ -99,7 +99,7 @@ struct SimulationChecker: Sendable {
             // With pre-vote, a node raises its term for an election only after a quorum granted
             // the pre-vote: a partitioned node never disrupts the cluster (§9.6).
             let granted = (preVoteGrants[[message.from, message.term]] ?? []).union([message.from])
-            if granted.intersection(configuration.voters).count < configuration.quorum {
+            if !configurations.contains(where: { granted.intersection($0.voters).count >= $0.quorum }) {
                 record("pre-vote: node \(message.from) started an election for term \(message.term) with pre-votes of only \(granted.sorted())")
             }
         default:

@@ -52,6 +52,14 @@ public struct SimulationOptions: Sendable, Equatable {
     public var compactionEveryEntries = 40
     /// Bytes of entries per append (small values split groups across messages: more interleavings).
     public var maxAppendBytes = 4096
+    /// When set, each node keeps its log and hard state in the production files (quorum-log
+    /// segments, `raft.state`) in a directory below this one (tmpfs is best: syncs are only
+    /// modelled), under a power-loss model: a crash keeps what a power loss would, torn writes
+    /// included, and a restart runs the production recovery. Nil: an in-memory model only.
+    public var diskDirectory: String?
+    /// Syncs the nodes' disks never make (deliberately broken storage, to show that the
+    /// checkers catch the loss; with ``diskDirectory`` only).
+    public var skippedSyncSites: Set<String> = []
     /// Deliberate bugs in the replica, to show the checkers catch them.
     public var brokenProtocol: BrokenProtocol = []
     /// A deliberate bug in the state machine: it applies a retried write again.

@@ -35,13 +35,15 @@ public struct SimulationReport {
     public let history: ClientHistory<ClusterSimulation.Model>
     /// What happened, a line each: elections, membership changes, crashes and restarts.
     public let milestones: [String]
+    /// The command-line flags beyond seed and nodes that the run needs (disks, skipped syncs).
+    public let replayFlags: String
 
     /// Whether no checker fired.
     public var passed: Bool { violations.isEmpty }
 
     /// The one-line command that replays this run.
     public var replayCommand: String {
-        "swift run clusdb-simulate --seed \(seed) --nodes \(nodes)"
+        "swift run clusdb-simulate --seed \(seed) --nodes \(nodes)\(replayFlags)"
     }
 }
 

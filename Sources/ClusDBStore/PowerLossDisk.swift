@@ -74,6 +74,7 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
         var skipped: Set<SyncSite> = []
         var syncsSkipped: [SyncSite: Int] = [:]
         var syncCount = 0
+        var performsSyncs = true
     }
 
     /// The tree modelled.
@@ -139,6 +140,13 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
     /// exercised by the workload).
     public var skippedCounts: [SyncSite: Int] { state.withLock { $0.syncsSkipped } }
 
+    /// Whether syncs also reach the real disk (true) or are only modelled (false: the simulator,
+    /// on tmpfs, where a real fsync buys nothing and a power loss is an image anyway).
+    public var performsSyncs: Bool {
+        get { state.withLock { $0.performsSyncs } }
+        set { state.withLock { $0.performsSyncs = newValue } }
+    }
+
     /// Syncs performed or skipped so far.
     public var syncCount: Int { state.withLock { $0.syncCount } }
 
@@ -198,7 +206,7 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
             }
             let id = fileID(path, &state)
             state.files[id] = FileState(durable: content)
-            return true
+            return state.performsSyncs
         }
     }
 
@@ -228,7 +236,7 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
                 }
             }
             state.durableEntries[id] = entries
-            return true
+            return state.performsSyncs
         }
     }
 

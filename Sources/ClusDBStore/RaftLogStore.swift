@@ -23,6 +23,11 @@ public protocol RaftLogStore: AnyObject {
     func save(_ entries: [RaftEntry]) throws(ClusterError)
     /// Drops entries through `index` where whole files allow (a durable checkpoint covers them).
     func compact(through index: UInt64) throws(ClusterError)
+    /// Drops every entry, crash-safely: a snapshot received from the leader replaced the log
+    /// (it is durable before this is called), and the next ``save(_:)`` starts after it. A crash
+    /// part-way leaves a prefix of the old log, which start-up discards against the snapshot
+    /// (``DurableState/entries(continuing:from:)``).
+    func discardAll() throws(ClusterError)
 }
 
 extension QuorumLog: RaftLogStore {
@@ -56,13 +61,20 @@ extension QuorumLog: RaftLogStore {
     /// Appends `entries`, first removing the log from the first one's index on when it is held.
     public func save(_ entries: [RaftEntry]) throws(ClusterError) {
         guard let first = entries.first else { return }
-        if first.index <= lastEntryIndex { try truncateSuffix(from: first.index) }
+        if first.index <= lastEntryIndex && lastIndex != nil { try truncateSuffix(from: first.index) }
         try append(entries.map(LogEntry.init))
     }
 
     /// Removes whole segments behind `index` (the last one always stays).
     public func compact(through index: UInt64) throws(ClusterError) {
         try removeSegments(through: index)
+    }
+
+    /// Removes every entry (the suffix from the first one); the emptied segment goes at the
+    /// next append, which starts a segment at its own index.
+    public func discardAll() throws(ClusterError) {
+        guard lastIndex != nil else { return }
+        try truncateSuffix(from: firstEntryIndex)
     }
 }
 

@@ -8,6 +8,9 @@ import ClusDBSimulation
 //   swift run clusdb-simulate --seed N [--nodes 3] [--milestones]   one run, its report (a failing seed's
 //                                                            replay), with its elections, membership changes, crashes
 //   swift run clusdb-simulate --seeds 100000 [--first 1] [--nodes 3|5|3,5]   a long sweep with progress
+//   --disks DIR: nodes keep their log and hard state in the production files below DIR (tmpfs:
+//   /dev/shm), under a power-loss model that tears unsynced writes at each crash; with
+//   --skip-sync SITE (log.append, raft.state.file, ...) one of their syncs never happens
 // Exit status 1 when any run violates a checked property.
 
 /// Prints a line at once: progress and failures must show as they happen when the output goes
@@ -45,6 +48,8 @@ func options(seed: UInt64, nodes: Int) -> SimulationOptions {
     case "apply-retried-twice": options.applyRetriedWritesTwice = true
     default: break
     }
+    options.diskDirectory = argument("--disks")
+    if let site = argument("--skip-sync") { options.skippedSyncSites = [site] }
     return options
 }
 
@@ -80,7 +85,7 @@ for offset in 0..<count {
         let report = simulation.run()
         answered += report.statistics.answered
         if !report.passed {
-            let line = "seed \(seed), \(nodes) nodes: \(report.violations.first!) — replay: swift run clusdb-simulate --seed \(seed) --nodes \(nodes)"
+            let line = "seed \(seed), \(nodes) nodes: \(report.violations.first!) — replay: \(report.replayCommand)"
             failures.append(line)
             say("FAILED \(line)")
         }

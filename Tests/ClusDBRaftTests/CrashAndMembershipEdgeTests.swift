@@ -166,6 +166,23 @@ struct CrashAndMembershipEdgeTests {
         #expect(replica.takeReady().snapshot == snapshot)
     }
 
+    @Test("Start-up keeps the log after a snapshot only where it holds the snapshot's last entry (Figure 13)")
+    func logContinuingSnapshot() {
+        let snapshot = SnapshotMetadata(index: 5, term: 2, configuration: RaftConfiguration(voters: [1]))
+        func log(_ range: ClosedRange<UInt64>, term: (UInt64) -> UInt64) -> [RaftEntry] { range.map { RaftEntry(index: $0, term: term($0), kind: .noOp) } }
+        let matching = log(3...8) { $0 <= 5 ? 2 : 3 }
+        #expect(DurableState.entries(continuing: snapshot, from: matching).map(\.index) == [6, 7, 8])
+        // Another history at the snapshot's index: a crash between the snapshot and discarding.
+        #expect(DurableState.entries(continuing: snapshot, from: log(3...8) { _ in 1 }).isEmpty)
+        // A log that ends before the snapshot, or starts after a gap.
+        #expect(DurableState.entries(continuing: snapshot, from: log(1...4) { _ in 1 }).isEmpty)
+        #expect(DurableState.entries(continuing: snapshot, from: log(7...8) { _ in 2 }).isEmpty)
+        // A log that starts right after it (discarded, then appended), in a term not before it.
+        #expect(DurableState.entries(continuing: snapshot, from: log(6...7) { _ in 2 }).map(\.index) == [6, 7])
+        #expect(DurableState.entries(continuing: snapshot, from: log(6...7) { _ in 1 }).isEmpty)
+        #expect(DurableState.entries(continuing: nil, from: matching) == matching)
+    }
+
     @Test("Start-up refuses a durable state no crash leaves, with ERROR_CLUSTER_LOG_CORRUPT rather than a trap")
     func startRefusesContradictions() {
         let configuration = RaftConfiguration(voters: [1])

@@ -1,5 +1,6 @@
 import ClusDBRaft
 import ClusDBSimulation
+import ClusDBStore
 import Testing
 
 /// Seeds that once failed, with what they caught; CI runs every one of them (3 and 5 nodes).
@@ -49,17 +50,14 @@ struct ClusterSimulationTests {
         }
     }
 
-    /// 1,000 seeds, each with 3 and with 5 voters, in 20 slices the test runner spreads over cores.
-    static let sweepSlices = 20
-    static let seedsPerSlice: UInt64 = 50
-
-    @Test("A sweep of 1,000 seeds with 3 and 5 nodes: no checker fires", arguments: 0..<sweepSlices)
-    func sweep(slice: Int) {
+    /// Runs `seeds` with each of `sizes`, records every failing run, and sums what they exercised.
+    static func sweep(
+        _ seeds: Range<UInt64>, sizes: [Int], configure: (inout SimulationOptions) -> Void = { _ in }
+    ) -> SimulationReport.Statistics {
         var totals = SimulationReport.Statistics()
-        let first = UInt64(slice) * Self.seedsPerSlice + 1
-        for seed in first..<(first + Self.seedsPerSlice) {
-            for nodes in [3, 5] {
-                let report = Self.run(seed: seed, nodes: nodes)
+        for seed in seeds {
+            for nodes in sizes {
+                let report = run(seed: seed, nodes: nodes, configure: configure)
                 if !report.passed {
                     Issue.record("seed \(seed), \(nodes) nodes: \(report.violations.joined(separator: "; ")) — replay: \(report.replayCommand)")
                 }
@@ -70,6 +68,17 @@ struct ClusterSimulationTests {
                 totals.membershipChanges += report.statistics.membershipChanges + report.statistics.transfers
             }
         }
+        return totals
+    }
+
+    /// 1,000 seeds, each with 3 and with 5 voters, in 20 slices the test runner spreads over cores.
+    static let sweepSlices = 20
+    static let seedsPerSlice: UInt64 = 50
+
+    @Test("A sweep of 1,000 seeds with 3 and 5 nodes: no checker fires", arguments: 0..<sweepSlices)
+    func sweep(slice: Int) {
+        let first = UInt64(slice) * Self.seedsPerSlice + 1
+        let totals = Self.sweep(first..<(first + Self.seedsPerSlice), sizes: [3, 5])
         // A slice is only worth something if the faults happened in it.
         #expect(totals.crashes > 20 && totals.partitions > 20, "\(totals)")
         #expect(totals.membershipChanges > 5 && totals.snapshotsInstalled > 5, "\(totals)")
@@ -83,20 +92,36 @@ struct ClusterSimulationTests {
 
     @Test("A sweep of 100 seeds with 1, 2 and 7 nodes: no checker fires", arguments: 0..<edgeSizeSlices)
     func edgeSizeSweep(slice: Int) {
-        var answered = 0
-        var membershipChanges = 0
         let first = 100_000 + UInt64(slice) * Self.edgeSizeSeedsPerSlice
-        for seed in first..<(first + Self.edgeSizeSeedsPerSlice) {
-            for nodes in [1, 2, 7] {
-                let report = Self.run(seed: seed, nodes: nodes)
-                if !report.passed {
-                    Issue.record("seed \(seed), \(nodes) nodes: \(report.violations.joined(separator: "; ")) — replay: \(report.replayCommand)")
-                }
-                answered += report.statistics.answered
-                membershipChanges += report.statistics.membershipChanges
+        let totals = Self.sweep(first..<(first + Self.edgeSizeSeedsPerSlice), sizes: [1, 2, 7])
+        #expect(totals.answered > 1000 && totals.membershipChanges > 3, "\(totals)")
+    }
+
+    /// Where simulated disks live: tmpfs when there is one (syncs are only modelled there).
+    static var diskDirectory: String { FileSystem.isDirectory("/dev/shm") ? "/dev/shm" : "/tmp" }
+
+    /// 100 seeds with 3 and 5 nodes whose log and hard state are the production files under a
+    /// power-loss model: every crash tears what was not synced, every restart runs recovery.
+    static let diskSlices = 5
+    static let diskSeedsPerSlice: UInt64 = 20
+
+    @Test("A sweep of 100 seeds with 3 and 5 nodes on power-loss disks (production quorum log and raft.state)", arguments: 0..<diskSlices)
+    func diskSweep(slice: Int) {
+        let first = 200_000 + UInt64(slice) * Self.diskSeedsPerSlice
+        let totals = Self.sweep(first..<(first + Self.diskSeedsPerSlice), sizes: [3, 5]) { $0.diskDirectory = Self.diskDirectory }
+        #expect(totals.crashes > 20 && totals.answered > 1000, "\(totals)")
+    }
+
+    @Test("Each storage sync matters in the simulation: skipping it on every disk is caught", arguments: ["log.append", "raft.state.file", "raft.state.directory"])
+    func skippedSyncIsCaught(site: String) {
+        for seed in UInt64(1)...20 {
+            let report = Self.run(seed: seed, nodes: 3) {
+                $0.diskDirectory = Self.diskDirectory
+                $0.skippedSyncSites = [site]
             }
+            if !report.passed { return }
         }
-        #expect(answered > 1000 && membershipChanges > 3, "answered \(answered), membership changes \(membershipChanges)")
+        Issue.record("skipping \(site) went unnoticed for 20 seeds")
     }
 
     /// Each deliberate bug of issue 10, point 5, with the checker that must catch it.
