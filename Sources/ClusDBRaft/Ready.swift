@@ -9,6 +9,8 @@
 /// promise durability, and every message of a Ready whose term or vote is new); report
 /// ``RaftReplica/persisted(index:term:)``; apply ``committedEntries`` in order and report
 /// ``RaftReplica/applied(index:)``; serve ``readStates`` once their index is applied.
+/// ``committedEntries`` never go past what an *earlier* persistence made durable, so a driver
+/// may apply them while this Ready's own persistence is in flight (``ReplicaDriver`` does).
 ///
 /// One Ready is in flight at a time: the driver takes the next only once this one's state is
 /// durable (it may step messages, ticks and requests into the replica meanwhile). That is what
@@ -28,7 +30,7 @@ public struct Ready: Sendable, Equatable {
     public var entries: [RaftEntry] = []
     /// Messages to send only once the hard state, snapshot and entries above are durable.
     public var messagesAfterPersist: [RaftMessage] = []
-    /// Entries committed and durable here, to apply in order.
+    /// Entries committed and already durable here (by an earlier persistence), to apply in order.
     public var committedEntries: [RaftEntry] = []
     /// Reads that may be served once their index is applied.
     public var readStates: [ReadState] = []

@@ -90,15 +90,14 @@ public struct ClusterSimulation {
             let (arrived, lost) = network.due(at: now)
             for envelope in lost {
                 if case .installSnapshot(let snapshot) = envelope.message.body {
-                    nodes[envelope.message.from]?.replica?.snapshotSent(to: envelope.message.to, index: snapshot.index, succeeded: false)
+                    reportSnapshot(from: envelope.message.from, to: envelope.message.to, index: snapshot.index, succeeded: false)
                 }
             }
             completeDueReadys()
             for envelope in arrived { deliver(envelope) }
             if now % options.stepsPerTick == 0 {
                 for id in nodes.keys.sorted() where nodes[id]!.isUp {
-                    nodes[id]!.replica!.tick()
-                    drain(id)
+                    drive(id) { driver in driver.tick() }
                 }
             }
             if !healing { injectFaults() }
@@ -146,45 +145,65 @@ public struct ClusterSimulation {
 
     private var memberIDs: [NodeID] { nodes.keys.sorted() }
 
-    /// Takes and carries out the Readys of `id` until none is left or one waits for its
-    /// persistence to complete (one Ready in flight at a time, as in the node driver).
-    private mutating func drain(_ id: NodeID) {
-        nodes[id]?.noteConfiguration()
-        while let node = nodes[id], node.isUp, node.readyInFlight == nil, node.replica!.hasReady {
-            let configurations = node.configurationsSinceTake
-            node.configurationsSinceTake = [node.replica!.configuration]
-            let ready = node.replica!.takeReady()
-            let image = node.takeImage(for: ready)
-            digest.add(id, now, ready.entries.count, ready.messages.count, ready.committedEntries.count)
-            for message in ready.messages { transmit(message, createdUnder: configurations) }
-            if maybeCrashInsideReady(id, ready, image) { break }
-            // The disk takes a while: meanwhile messages, ticks and requests reach the replica.
-            let delay = options.maxPersistDelaySteps == 0 ? 0 : Int.random(in: 0...options.maxPersistDelaySteps, using: &random)
-            if delay > 0 {
-                node.readyInFlight = (ready, image, configurations, now + delay)
-                break
-            }
-            completeReady(id, ready, image, configurations)
-        }
+    /// Gives `id`'s driver an input and carries out the actions it returns (the node's threads'
+    /// part). Nothing happens on a crashed node.
+    private mutating func drive(
+        _ id: NodeID, alsoCreatedUnder earlier: [RaftConfiguration] = [],
+        _ input: (inout ReplicaDriver<SimulatedNode.Ticket>) -> [ReplicaDriver<SimulatedNode.Ticket>.Action]
+    ) {
+        guard let node = nodes[id], var driver = node.driver else { return }
+        let actions = input(&driver)
+        node.driver = driver
+        node.noteConfiguration()
+        execute(id, actions, createdUnder: earlier + node.configurationsSinceTake)
         if let replica = nodes[id]?.replica, replica.role == .leader {
             if checker.leads(replica) { note("elected: \(replica.summary), voters \(replica.configuration.voters.sorted())") }
         }
     }
 
-    /// Completes the Readys whose persistence is due, and carries on with what follows them.
+    /// Carries out a driver's actions in order; messages were created under `configurations`.
+    private mutating func execute(_ id: NodeID, _ actions: [ReplicaDriver<SimulatedNode.Ticket>.Action], createdUnder configurations: [RaftConfiguration]) {
+        for action in actions {
+            guard let node = nodes[id], node.isUp else { return }  // crashed part-way
+            switch action {
+            case .send(let messages):
+                for message in messages { transmit(message, createdUnder: configurations) }
+            case .persist(let ready):
+                node.configurationsSinceTake = [node.replica!.configuration]
+                let image = node.takeImage(for: ready)
+                digest.add(id, now, ready.entries.count, ready.messages.count, ready.committedEntries.count)
+                if maybeCrashInsideReady(id, ready, image) { return }
+                // The disk takes a while: meanwhile messages, ticks and requests reach the driver.
+                let delay = options.maxPersistDelaySteps == 0 ? 0 : Int.random(in: 0...options.maxPersistDelaySteps, using: &random)
+                if delay > 0 {
+                    node.readyInFlight = (ready, image, configurations, now + delay)
+                } else {
+                    completePersistence(id, ready, image, configurations)
+                }
+            case .apply(let batch):
+                apply(id, batch)
+            case .serveRead(let ticket):
+                guard case .read(let client, let historyIndex, let key) = ticket else { continue }
+                let value = node.stateMachine.values[key]
+                answer(client: client, output: value.map { .value($0) } ?? .notFound, for: .read(key: key, historyIndex: historyIndex))
+            case .retry(let ticket, let leader):
+                retrySoon(ticket, at: leader)
+            }
+        }
+    }
+
+    /// Completes the persistence that is due, and carries on with what follows it.
     private mutating func completeDueReadys() {
         for id in memberIDs {
             guard let node = nodes[id], let (ready, image, configurations, completesAt) = node.readyInFlight, completesAt <= now else { continue }
             node.readyInFlight = nil
             if maybeCrashInsideReady(id, ready, image) { continue }
-            completeReady(id, ready, image, configurations)
-            drain(id)
+            completePersistence(id, ready, image, configurations)
         }
     }
 
-    /// The rest of a Ready once its state is durable: the messages that waited for it, the
-    /// persisted report, applying, reads, compaction.
-    private mutating func completeReady(_ id: NodeID, _ ready: Ready, _ image: KeyValueStateMachine?, _ configurations: [RaftConfiguration]) {
+    /// A Ready's state reaches the disk; the driver is told, and what it returns is carried out.
+    private mutating func completePersistence(_ id: NodeID, _ ready: Ready, _ image: KeyValueStateMachine?, _ configurations: [RaftConfiguration]) {
         let node = nodes[id]!
         do { try node.persist(ready, image: image) } catch {
             checker.record("disk: node \(id) could not persist a Ready: \(error)")
@@ -193,37 +212,33 @@ public struct ClusterSimulation {
         checker.persists(ready.entries, on: id, previousTerm: { index in node.durableTerm(at: index) })
         if let snapshot = ready.snapshot {
             statistics.snapshotsInstalled += 1
-            // The image replaced the state machine; waiting reads re-check against it below.
             digest.add(id, snapshot.index)
         }
         if maybeCrashAfterPersist(id) { return }
-        for message in ready.messagesAfterPersist { transmit(message, createdUnder: configurations) }
-        if let last = ready.entries.last { node.replica!.persisted(index: last.index, term: last.term) }
-        for entry in ready.committedEntries {
+        // The messages that waited for this persistence were created before it began.
+        drive(id, alsoCreatedUnder: configurations) { driver in driver.persisted() }
+    }
+
+    /// Applies committed entries to the node's state machine, answering the clients waiting.
+    private mutating func apply(_ id: NodeID, _ batch: [(entry: RaftEntry, waiter: SimulatedNode.Ticket?)]) {
+        let node = nodes[id]!
+        for (entry, waiter) in batch {
             checker.applies(entry, on: id)
-            let write = entry.kind == .command ? ClientWrite(encoded: entry.payload) : nil
-            if entry.index <= node.stateMachine.appliedIndex { continue }  // in a snapshot just installed
-            let applied = node.stateMachine.apply(
-                index: entry.index, payload: entry.kind == .command ? entry.payload : nil,
-                applyRetriedTwice: options.applyRetriedWritesTwice)
-            if applied != nil {
-                let writes = node.stateMachine.appliedWrites
-                if writes.dropLast().contains(where: { $0.client == applied!.client && $0.sequence == applied!.sequence }) {
-                    checker.record("exactly once: node \(id) applied write \(applied!.client)/\(applied!.sequence) a second time at index \(entry.index)")
+            if entry.index > node.stateMachine.appliedIndex {  // else: in a snapshot just installed
+                let applied = node.stateMachine.apply(
+                    index: entry.index, payload: entry.kind == .command ? entry.payload : nil,
+                    applyRetriedTwice: options.applyRetriedWritesTwice)
+                if let applied {
+                    let writes = node.stateMachine.appliedWrites
+                    if writes.dropLast().contains(where: { $0.client == applied.client && $0.sequence == applied.sequence }) {
+                        checker.record("exactly once: node \(id) applied write \(applied.client)/\(applied.sequence) a second time at index \(entry.index)")
+                    }
                 }
             }
-            if let write, let waiting = node.waitingWrites[write.client], waiting.write == write {
-                node.waitingWrites[write.client] = nil
-                answer(client: waiting.client, output: .ok, for: .write(write))
-            }
+            if case .write(let client, let write) = waiter { answer(client: client, output: .ok, for: .write(write)) }
         }
-        if let last = ready.committedEntries.last { node.replica!.applied(index: last.index) }
-        for state in ready.readStates {
-            if let position = node.waitingReads.firstIndex(where: { $0.context == state.context }) {
-                node.waitingReads[position].index = state.index
-            }
-        }
-        serveReads(id)
+        guard let last = batch.last else { return }
+        drive(id) { driver in driver.applied(through: last.entry.index) }
         compactIfDue(id)
     }
 
@@ -247,24 +262,11 @@ public struct ClusterSimulation {
         return true
     }
 
-    private mutating func serveReads(_ id: NodeID) {
-        guard let node = nodes[id], node.isUp else { return }
-        var served: [(SimulatedNode.WaitingRead, String?)] = []
-        node.waitingReads.removeAll { read in
-            guard let index = read.index, index <= node.stateMachine.appliedIndex else { return false }
-            served.append((read, node.stateMachine.values[read.key]))
-            return true
-        }
-        for (read, value) in served {
-            answer(client: read.client, output: value.map { .value($0) } ?? .notFound, for: .read(key: read.key, historyIndex: read.historyIndex))
-        }
-    }
-
     /// Compacts the log behind a fresh snapshot every few entries, so that laggards get snapshots.
     private mutating func compactIfDue(_ id: NodeID) {
         guard let node = nodes[id], let applied = node.replica?.appliedIndex else { return }
         guard applied >= node.replica!.firstIndex + UInt64(options.compactionEveryEntries), node.stateMachine.appliedIndex == applied else { return }
-        node.replica!.compact(through: applied)
+        node.driver!.compact(through: applied)
         let snapshot = node.replica!.snapshotMetadata
         do { try node.compactDurable(through: snapshot.index, term: snapshot.term, configuration: snapshot.configuration) } catch {
             checker.record("disk: node \(id) could not compact its log: \(error)")
@@ -272,8 +274,12 @@ public struct ClusterSimulation {
         statistics.compactions += 1
     }
 
-    /// Sends a message of a Ready taken when the sender had had `configurations` since the one
-    /// before.
+    /// Tells the sender's replica how a snapshot transfer ended.
+    private mutating func reportSnapshot(from sender: NodeID, to receiver: NodeID, index: UInt64, succeeded: Bool) {
+        drive(sender) { driver in driver.withReplica { $0.snapshotSent(to: receiver, index: index, succeeded: succeeded) } }
+    }
+
+    /// Sends a message created while its sender had `configurations`.
     private mutating func transmit(_ message: RaftMessage, createdUnder configurations: [RaftConfiguration]) {
         guard nodes[message.from]?.replica != nil else { return }
         checker.sends(message, configurations: configurations, preVoteConfigured: raftOptions.preVote)
@@ -283,14 +289,14 @@ public struct ClusterSimulation {
             guard image!.appliedIndex == snapshot.index else {
                 // A newer checkpoint replaced this one while the message waited for its Ready
                 // (a persistence in flight): the transport has nothing to send and says so.
-                nodes[message.from]!.replica!.snapshotSent(to: message.to, index: snapshot.index, succeeded: false)
+                reportSnapshot(from: message.from, to: message.to, index: snapshot.index, succeeded: false)
                 return
             }
             statistics.snapshotsSent += 1
         }
         let sent = network.send(message, image: image, now: now, options: options, random: &random)
         if !sent, case .installSnapshot(let snapshot) = message.body {
-            nodes[message.from]!.replica!.snapshotSent(to: message.to, index: snapshot.index, succeeded: false)
+            reportSnapshot(from: message.from, to: message.to, index: snapshot.index, succeeded: false)
         }
     }
 
@@ -298,7 +304,7 @@ public struct ClusterSimulation {
         let message = envelope.message
         guard let node = nodes[message.to], node.isUp else {
             if case .installSnapshot(let snapshot) = message.body {
-                nodes[message.from]?.replica?.snapshotSent(to: message.to, index: snapshot.index, succeeded: false)
+                reportSnapshot(from: message.from, to: message.to, index: snapshot.index, succeeded: false)
             }
             return
         }
@@ -317,12 +323,11 @@ public struct ClusterSimulation {
             }
         }
         if case .installSnapshot(let snapshot) = message.body, let image = envelope.image { node.receivedImages[snapshot.index] = image }
-        node.replica!.step(message)
+        drive(message.to) { driver in driver.receive(message) }
         if case .installSnapshot(let snapshot) = message.body {
             // Delivered and (with the receiver's next Ready) made durable: the transport reports it.
-            nodes[message.from]?.replica?.snapshotSent(to: message.to, index: snapshot.index, succeeded: true)
+            reportSnapshot(from: message.from, to: message.to, index: snapshot.index, succeeded: true)
         }
-        drain(message.to)
     }
 
     private mutating func crash(_ id: NodeID) {
@@ -351,8 +356,9 @@ public struct ClusterSimulation {
         }
         statistics.restarts += 1
         note("node \(id) restarts: \(nodes[id]!.replica!.summary)")
+        // A replica that starts with output (a snapshot to reinstall) hands it out at once.
         digest.add(id, now, 0x5EA7)
-        drain(id)
+        drive(id) { driver in driver.withReplica { _ in } }
     }
 
     // MARK: Faults
@@ -373,10 +379,11 @@ public struct ClusterSimulation {
     }
 
     /// Asks the leader (if any) for one membership change or a leadership transfer: a learner
-    /// added, promoted, any member removed (the leader itself, down to one voter), or a transfer.
+    /// added, promoted, any member removed (the leader itself, learners, down to one voter), or a
+    /// transfer.
     private mutating func changeMembership() {
         guard let leaderID = memberIDs.first(where: { nodes[$0]!.replica?.role == .leader }) else { return }
-        var replica = nodes[leaderID]!.replica!
+        let replica = nodes[leaderID]!.replica!
         let configuration = replica.configuration
         // The rules a leader must keep, checked from outside (§4.1 and the single-server change
         // bug): no change before an entry of its term is committed, one change at a time.
@@ -384,7 +391,7 @@ public struct ClusterSimulation {
         let changePending = replica.commitIndex < replica.lastIndex
             && (replica.commitIndex + 1...replica.lastIndex).contains { replica.entry(at: $0)?.kind == .configurationChange }
         var proposed: ConfigurationChange?
-        var result: Result<UInt64, ProposalRefusal>?
+        var transferTarget: NodeID?
         switch Int.random(in: 0..<4, using: &random) {
         case 0 where configuration.members.count < 7:
             proposed = .addLearner(nextNodeID)
@@ -393,29 +400,28 @@ public struct ClusterSimulation {
         case 2 where configuration.members.count > 1:
             proposed = .remove(configuration.members.sorted().randomElement(using: &random)!)
         default:
-            if let target = configuration.voters.subtracting([leaderID]).sorted().randomElement(using: &random),
-                case .success = replica.transferLeadership(to: target)
-            {
-                statistics.transfers += 1
+            transferTarget = configuration.voters.subtracting([leaderID]).sorted().randomElement(using: &random)
+        }
+        var result: Result<UInt64, ProposalRefusal>?
+        var transferred = false
+        drive(leaderID) { driver in
+            driver.withReplica { replica in
+                if let proposed { result = replica.proposeConfigurationChange(proposed) }
+                if let transferTarget, case .success = replica.transferLeadership(to: transferTarget) { transferred = true }
             }
         }
-        if let proposed {
-            result = replica.proposeConfigurationChange(proposed)
-            if case .success(let index) = result {
-                note("leader \(leaderID) of term \(replica.term) appends \(proposed) at \(index), commit \(replica.commitIndex)")
-                statistics.membershipChanges += 1
-                if !termCommitted || changePending {
-                    checker.record(
-                        "membership: leader \(leaderID) of term \(replica.term) appended \(proposed) at \(index) with \(changePending ? "another change pending" : "no entry of its term committed")")
-                }
-                if case .addLearner(let id) = proposed {
-                    nextNodeID += 1
-                    nodes[id] = makeNode(id, bootstrap: nodes[leaderID]!.durable.bootstrapConfiguration, seed: random.next())
-                }
-            }
+        if transferred { statistics.transfers += 1 }
+        guard let proposed, case .success(let index) = result else { return }
+        note("leader \(leaderID) of term \(replica.term) appends \(proposed) at \(index), commit \(replica.commitIndex)")
+        statistics.membershipChanges += 1
+        if !termCommitted || changePending {
+            checker.record(
+                "membership: leader \(leaderID) of term \(replica.term) appended \(proposed) at \(index) with \(changePending ? "another change pending" : "no entry of its term committed")")
         }
-        nodes[leaderID]!.replica = replica
-        drain(leaderID)
+        if case .addLearner(let id) = proposed {
+            nextNodeID += 1
+            nodes[id] = makeNode(id, bootstrap: nodes[leaderID]!.durable.bootstrapConfiguration, seed: random.next())
+        }
     }
 
     private mutating func startHealing() {
@@ -467,32 +473,36 @@ public struct ClusterSimulation {
         submit(index)
     }
 
-    /// Hands the client's pending request to its node; a refusal makes the client try elsewhere soon.
+    /// Hands the client's pending request to its node's driver.
     private mutating func submit(_ index: Int) {
         guard let pending = clients[index].pending, let node = nodes[pending.node], node.isUp else { return }
         let clientID = clients[index].id
-        var refusal: ProposalRefusal?
         switch pending.request {
         case .write(let write):
-            switch node.replica!.propose(write.encoded) {
-            case .success: node.waitingWrites[UInt64(clientID)] = SimulatedNode.WaitingWrite(client: clientID, write: write)
-            case .failure(let reason): refusal = reason
-            }
+            drive(pending.node) { driver in driver.propose(write.encoded, for: .write(client: clientID, write: write)) }
         case .read(let key, let historyIndex):
-            let context = node.nextReadContext
-            node.nextReadContext += 1
-            switch node.replica!.requestRead(context: context) {
-            case .success:
-                node.waitingReads.append(SimulatedNode.WaitingRead(client: clientID, historyIndex: historyIndex, key: key, context: context))
-            case .failure(let reason): refusal = reason
-            }
+            drive(pending.node) { driver in driver.read(for: .read(client: clientID, historyIndex: historyIndex, key: key)) }
         }
-        if let refusal {
-            // Retry soon, at the leader the node knows of, if any.
-            if case .notLeader(let leader) = refusal { clients[index].leaderHint = leader }
-            clients[index].pending!.sentAt = now - options.clientTimeoutSteps + 3
+    }
+
+    /// The driver handed a request back: its client tries again soon, at the leader named.
+    private mutating func retrySoon(_ ticket: SimulatedNode.Ticket, at leader: NodeID?) {
+        let request: Client.Request
+        let clientID: Int
+        switch ticket {
+        case .write(let client, let write):
+            (clientID, request) = (client, .write(write))
+        case .read(let client, let historyIndex, let key):
+            (clientID, request) = (client, .read(key: key, historyIndex: historyIndex))
         }
-        drain(pending.node)
+        guard let index = clients.firstIndex(where: { $0.id == clientID }), let pending = clients[index].pending else { return }
+        switch (pending.request, request) {
+        case (.write(let waiting), .write(let handedBack)) where waiting == handedBack: break
+        case (.read(let waiting), .read(let handedBack)) where waiting == handedBack: break
+        default: return  // An earlier request of this client: it gave that one up.
+        }
+        clients[index].leaderHint = leader
+        clients[index].pending!.sentAt = min(clients[index].pending!.sentAt, now - options.clientTimeoutSteps + 3)
     }
 
     private mutating func answer(client clientID: Int, output: Model.Output, for request: Client.Request) {

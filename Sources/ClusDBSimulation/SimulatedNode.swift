@@ -7,26 +7,20 @@ import ClusDBStore
 /// apart from what a crash loses. A class: the simulation changes nodes in place, and copying a
 /// replica with its log on every change was most of a run's time.
 final class SimulatedNode {
-    /// A client request this node holds until it can answer it.
-    struct WaitingWrite: Sendable, Equatable {
-        var client: Int
-        var write: ClientWrite
-    }
-
-    /// A read waiting for its read index, then for the state machine to apply it.
-    struct WaitingRead: Sendable, Equatable {
-        var client: Int
-        /// The client's operation in the history: a client that gave up on a read and asked
-        /// again for the same value must not get the old request's late answer.
-        var historyIndex: Int
-        var key: String
-        var context: UInt64
-        var index: UInt64?
+    /// Whom the driver answers: a simulated client and its request.
+    enum Ticket: Sendable, Equatable {
+        /// A write of `client`.
+        case write(client: Int, write: ClientWrite)
+        /// A read of `client`: its operation in the history (a client that gave up on a read
+        /// and asked again for the same value must not get the old request's late answer).
+        case read(client: Int, historyIndex: Int, key: String)
     }
 
     let id: NodeID
-    /// Nil while crashed.
-    var replica: RaftReplica?
+    /// The production driver around the replica; nil while crashed.
+    var driver: ReplicaDriver<Ticket>?
+    /// The replica, for reading (it changes only through the driver).
+    var replica: RaftReplica? { driver?.replica }
     /// What survives a crash: hard state, log, snapshot metadata.
     var durable: DurableState
     /// The state machine; durable, applied atomically with its index (like the hive).
@@ -39,10 +33,6 @@ final class SimulatedNode {
     /// The production quorum log and hard-state file under a power-loss model, when the run
     /// uses disks (``SimulationOptions/diskDirectory``); else only the model above.
     var disk: SimulatedDisk?
-    /// Volatile: requests waiting on this node.
-    var waitingWrites: [UInt64: WaitingWrite] = [:]
-    var waitingReads: [WaitingRead] = []
-    var nextReadContext: UInt64 = 1
     /// The Ready whose persistence is under way (one at a time), and the step it completes at.
     var readyInFlight: (ready: Ready, image: KeyValueStateMachine?, configurations: [RaftConfiguration], completesAt: Int)?
     /// The configurations the replica had since the last Ready was taken: a message in a Ready
@@ -56,7 +46,7 @@ final class SimulatedNode {
         configurationsSinceTake.append(configuration)
     }
 
-    var isUp: Bool { replica != nil }
+    var isUp: Bool { driver != nil }
 
     init(id: NodeID, durable: DurableState) {
         self.id = id
@@ -78,20 +68,18 @@ final class SimulatedNode {
         var state = durable
         state.appliedIndex = stateMachine.appliedIndex
         var nonces = RandomSource(seed: ~seed)
-        nextReadContext = nonces.next() << 32
-        replica = try RaftReplica(id: id, durable: state, options: options, random: RandomSource(seed: seed))
-        configurationsSinceTake = [replica!.configuration]
+        let replica = try RaftReplica(id: id, durable: state, options: options, random: RandomSource(seed: seed))
+        driver = ReplicaDriver(replica: replica, readNonce: nonces.next() >> 32)
+        configurationsSinceTake = [replica.configuration]
     }
 
     /// Loses everything volatile; a disk keeps what `tear` leaves of its unsynced writes.
     func crash(tear: PowerLossDisk.Tear) throws(ClusterError) {
         try disk?.crash(tear: tear)
-        replica = nil
+        driver = nil
         readyInFlight = nil
         receivedImages = [:]
         configurationsSinceTake = []
-        waitingWrites = [:]
-        waitingReads = []
     }
 
     /// How far a crash let a Ready's persistence get, in the driver's order (``Ready``): the

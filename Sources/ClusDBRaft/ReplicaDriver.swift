@@ -1,0 +1,247 @@
+/// The node's decisions around its replica, as an explicit state machine without threads,
+/// clocks or I/O (issue 10: the driver whose transitions are tested without threads; threads
+/// only carry out its ``Action``s). The simulator runs it as the node will.
+///
+/// It keeps one ``Ready`` in flight at a time (the contract of ``Ready``), remembers which client
+/// waits for which log index or read, and turns the replica's output into actions in the order
+/// the contract demands: send what may go at once; persist; once told the state is durable, send
+/// what waited for it, apply committed entries (each with the client waiting for it, if any);
+/// serve reads once their index is applied. Requests that cannot complete — the replica refused
+/// them, a new leader overwrote the entry, the read was never confirmed — are handed back to be
+/// retried (with the client's session, a write is still applied once), at the latest after
+/// ``requestTimeoutTicks``.
+///
+/// `Waiter` is whatever the executor needs to answer a client (a connection, a promise, a
+/// simulated client's id).
+public struct ReplicaDriver<Waiter: Sendable>: Sendable {
+    /// What the executor must do, in the order given.
+    public enum Action: Sendable {
+        /// Send these messages.
+        case send([RaftMessage])
+        /// Make the Ready's snapshot (install its image), hard state (when its term or vote is
+        /// new) and entries durable, in that order, then call ``ReplicaDriver/persisted()``. No
+        /// other persistence comes until then. Its committed entries come as an ``apply(_:)``
+        /// before it: they are durable already.
+        case persist(Ready)
+        /// Apply these committed entries in order, answering each waiter with its entry's
+        /// outcome, then call ``ReplicaDriver/applied(through:)``.
+        case apply([(entry: RaftEntry, waiter: Waiter?)])
+        /// The state machine holds everything this read must see: serve it now.
+        case serveRead(Waiter)
+        /// The request did not complete here; the client should try again (at `leader` when
+        /// one is known). A write may still be applied: its session makes a retry safe.
+        case retry(Waiter, leader: NodeID?)
+    }
+
+    private struct WaitingWrite: Sendable {
+        var term: UInt64
+        var waiter: Waiter
+        var deadline: UInt64
+    }
+
+    private struct WaitingRead: Sendable {
+        var waiter: Waiter
+        var deadline: UInt64
+        /// Set once the read index is known.
+        var index: UInt64?
+    }
+
+    /// The replica (read it freely; change it only through the driver).
+    public private(set) var replica: RaftReplica
+    /// Whether a Ready's persistence is under way.
+    public var isPersisting: Bool { persisting != nil }
+    /// Client requests waiting here (writes and reads).
+    public var waitingRequests: Int { writes.count + reads.count }
+
+    /// Ticks a request may wait before it is handed back for a retry.
+    public let requestTimeoutTicks: UInt64
+    /// Requests that may wait at once; more are handed back at once.
+    public let maxWaitingRequests: Int
+
+    private var persisting: Ready?
+    private var writes: [UInt64: WaitingWrite] = [:]
+    private var reads: [UInt64: WaitingRead] = [:]
+    private var nextReadContext: UInt64
+    private var now: UInt64 = 0
+    private var applied: UInt64
+    /// The hard state the executor last made durable (term and vote are what must be).
+    private var durableHardState: HardState
+
+    /// Drives `replica`. Read contexts start from `readNonce` (random per start: an answer to
+    /// a read of a previous run must not match a new one).
+    public init(replica: RaftReplica, readNonce: UInt64, requestTimeoutTicks: UInt64 = 60, maxWaitingRequests: Int = 4096) {
+        precondition(requestTimeoutTicks > 0 && maxWaitingRequests > 0, "limits are positive")
+        self.replica = replica
+        self.requestTimeoutTicks = requestTimeoutTicks
+        self.maxWaitingRequests = maxWaitingRequests
+        nextReadContext = readNonce << 32
+        applied = replica.appliedIndex
+        durableHardState = replica.hardState
+    }
+
+    // MARK: Inputs
+
+    /// A client's write: proposed when this replica leads, handed back otherwise.
+    public mutating func propose(_ payload: [UInt8], for waiter: Waiter) -> [Action] {
+        guard waitingRequests < maxWaitingRequests else { return [.retry(waiter, leader: replica.leader)] }
+        switch replica.propose(payload) {
+        case .success(let index):
+            writes[index] = WaitingWrite(term: replica.term, waiter: waiter, deadline: now + requestTimeoutTicks)
+            return carryOn()
+        case .failure(let refusal):
+            return [.retry(waiter, leader: Self.leader(in: refusal))] + carryOn()
+        }
+    }
+
+    /// A client's linearizable read (ReadIndex, from any member).
+    public mutating func read(for waiter: Waiter) -> [Action] {
+        guard waitingRequests < maxWaitingRequests else { return [.retry(waiter, leader: replica.leader)] }
+        let context = nextReadContext
+        nextReadContext += 1
+        switch replica.requestRead(context: context) {
+        case .success:
+            reads[context] = WaitingRead(waiter: waiter, deadline: now + requestTimeoutTicks)
+            return carryOn()
+        case .failure(let refusal):
+            return [.retry(waiter, leader: Self.leader(in: refusal))] + carryOn()
+        }
+    }
+
+    /// A message from another replica.
+    public mutating func receive(_ message: RaftMessage) -> [Action] {
+        replica.step(message)
+        return carryOn()
+    }
+
+    /// One tick of logical time; requests past their deadline are handed back.
+    public mutating func tick() -> [Action] {
+        now += 1
+        replica.tick()
+        var actions: [Action] = []
+        for (index, write) in writes.sorted(by: { $0.key < $1.key }) where write.deadline <= now {
+            writes[index] = nil
+            actions.append(.retry(write.waiter, leader: replica.leader))
+        }
+        for (context, read) in reads.sorted(by: { $0.key < $1.key }) where read.deadline <= now {
+            reads[context] = nil
+            actions.append(.retry(read.waiter, leader: replica.leader))
+        }
+        return actions + carryOn()
+    }
+
+    /// The persisting Ready's state is durable.
+    public mutating func persisted() -> [Action] {
+        guard let ready = persisting else { preconditionFailure("persisted() answers a .persist action") }
+        persisting = nil
+        if let last = ready.entries.last { replica.persisted(index: last.index, term: last.term) }
+        return afterPersistence(of: ready) + carryOn()
+    }
+
+    /// The state machine applied everything through `index` (the end of an ``Action/apply(_:)``).
+    public mutating func applied(through index: UInt64) -> [Action] {
+        replica.applied(index: index)
+        applied = max(applied, index)
+        return serveAppliedReads() + carryOn()
+    }
+
+    /// A durable snapshot covers the log through `index` (see ``RaftReplica/compact(through:)``).
+    public mutating func compact(through index: UInt64) {
+        replica.compact(through: index)
+    }
+
+    /// Other requests of the replica itself (membership changes, transfers, snapshot reports),
+    /// made through the driver so that their output is carried on.
+    public mutating func withReplica(_ body: (inout RaftReplica) -> Void) -> [Action] {
+        body(&replica)
+        return carryOn()
+    }
+
+    // MARK: Output
+
+    /// Takes the replica's output while no persistence is under way. Committed entries are
+    /// applied at once: the replica hands out only entries already durable here, so they need
+    /// not wait for this Ready's own persistence. A Ready with durable work (a snapshot, entries,
+    /// a new term or vote; a commit index alone is not worth a write) waits for ``persisted()``
+    /// before the messages that promise durability go.
+    private mutating func carryOn() -> [Action] {
+        var actions: [Action] = []
+        while persisting == nil, replica.hasReady {
+            let ready = replica.takeReady()
+            if !ready.messages.isEmpty { actions.append(.send(ready.messages)) }
+            actions += applyCommitted(ready)
+            actions += takeReadStates(ready)
+            let newVote = ready.hardState.map { $0.term != durableHardState.term || $0.vote != durableHardState.vote } ?? false
+            if ready.snapshot != nil || newVote || !ready.entries.isEmpty {
+                persisting = ready
+                actions.append(.persist(ready))
+            } else {
+                actions += afterPersistence(of: ready)
+            }
+        }
+        return actions
+    }
+
+    /// The committed entries of a Ready, each with the write waiting for it (when it is the
+    /// entry that write proposed: same index and term).
+    private mutating func applyCommitted(_ ready: Ready) -> [Action] {
+        guard !ready.committedEntries.isEmpty else { return [] }
+        var actions: [Action] = []
+        var batch: [(entry: RaftEntry, waiter: Waiter?)] = []
+        for entry in ready.committedEntries {
+            guard let write = writes.removeValue(forKey: entry.index) else {
+                batch.append((entry, nil))
+                continue
+            }
+            if write.term == entry.term {
+                batch.append((entry, write.waiter))
+            } else {
+                // Another leader's entry took the index: this write was not applied here.
+                batch.append((entry, nil))
+                actions.append(.retry(write.waiter, leader: replica.leader))
+            }
+        }
+        return actions + [.apply(batch)]
+    }
+
+    /// Read indexes that arrived; reads whose index is applied already are served at once.
+    private mutating func takeReadStates(_ ready: Ready) -> [Action] {
+        guard !ready.readStates.isEmpty else { return [] }
+        for state in ready.readStates { reads[state.context]?.index = state.index }
+        return serveAppliedReads()
+    }
+
+    /// Serves the reads whose index the state machine has applied.
+    private mutating func serveAppliedReads() -> [Action] {
+        var actions: [Action] = []
+        for (context, read) in reads.sorted(by: { $0.key < $1.key }) {
+            if let readIndex = read.index, readIndex <= applied {
+                reads[context] = nil
+                actions.append(.serveRead(read.waiter))
+            }
+        }
+        return actions
+    }
+
+    /// What follows a Ready once its state is durable.
+    private mutating func afterPersistence(of ready: Ready) -> [Action] {
+        var actions: [Action] = []
+        if let hardState = ready.hardState { durableHardState = hardState }
+        if !ready.messagesAfterPersist.isEmpty { actions.append(.send(ready.messagesAfterPersist)) }
+        if let snapshot = ready.snapshot {
+            // The image replaced the state machine: writes it covers were applied (or lost) in
+            // another history; their clients retry and their sessions answer.
+            applied = max(applied, snapshot.index)
+            for (index, write) in writes.sorted(by: { $0.key < $1.key }) where index <= snapshot.index {
+                writes[index] = nil
+                actions.append(.retry(write.waiter, leader: replica.leader))
+            }
+            actions += serveAppliedReads()
+        }
+        return actions
+    }
+
+    private static func leader(in refusal: ProposalRefusal) -> NodeID? {
+        if case .notLeader(let leader) = refusal { return leader }
+        return nil
+    }
+}
