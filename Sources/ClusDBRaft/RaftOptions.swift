@@ -48,4 +48,7 @@ public struct BrokenProtocol: OptionSet, Sendable, Equatable {
     /// Never hand the vote to the driver to persist (a crash forgets it, and the replica may vote
     /// again in the same term).
     public static let forgetVoteOnCrash = BrokenProtocol(rawValue: 1 << 3)
+    /// A leader counts its own copy of an entry before it is durable (§10.2.1 allows sending
+    /// before the local write, not counting it).
+    public static let countLeaderBeforeDurable = BrokenProtocol(rawValue: 1 << 4)
 }

@@ -107,7 +107,8 @@ extension RaftReplica {
     /// - Returns: whether the commit index moved.
     mutating func maybeCommit() -> Bool {
         precondition(role == .leader, "only a leader counts")
-        let matches = configuration.voters.map { $0 == id ? log.persisted : (progress[$0]?.match ?? 0) }.sorted(by: >)
+        let own = options.brokenProtocol.contains(.countLeaderBeforeDurable) ? log.lastIndex : log.persisted
+        let matches = configuration.voters.map { $0 == id ? own : (progress[$0]?.match ?? 0) }.sorted(by: >)
         guard !matches.isEmpty else { return false }
         let quorumIndex = matches[configuration.quorum - 1]
         guard quorumIndex > log.committed else { return false }

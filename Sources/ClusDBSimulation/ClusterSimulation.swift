@@ -155,6 +155,7 @@ public struct ClusterSimulation {
         let actions = input(&driver)
         node.driver = driver
         node.noteConfiguration()
+        checker.commits(driver.replica)
         execute(id, actions, createdUnder: earlier + node.configurationsSinceTake)
         if let replica = nodes[id]?.replica, replica.role == .leader {
             if checker.leads(replica) { note("elected: \(replica.summary), voters \(replica.configuration.voters.sorted())") }

@@ -22,6 +22,11 @@ struct SimulationChecker: Sendable {
     /// hold the same entry after the same term, and so (by induction) equal prefixes.
     private var durableEntries: [[UInt64]: (entry: RaftEntry, previousTerm: UInt64)] = [:]
 
+    /// The term of every entry known committed (some replica's commit index passed it while it
+    /// held the entry), and per node how far its commit index was checked.
+    private var committedTerm: [UInt64: UInt64] = [:]
+    private var commitChecked: [NodeID: UInt64] = [:]
+
     mutating func record(_ violation: String) {
         if violations.count < 20 { violations.append(violation) }
     }
@@ -43,6 +48,13 @@ struct SimulationChecker: Sendable {
         }
         leaderOfTerm[replica.term] = replica.id
         commitAtElection[replica.term] = replica.commitIndex
+        // Leader completeness (§5.4): every entry committed anywhere, not only those applied.
+        for (index, term) in committedTerm where index >= replica.firstIndex {
+            if replica.term(at: index) != term {
+                record("leader completeness: node \(replica.id), leader of term \(replica.term), lacks entry \(index) (term \(term)) committed elsewhere")
+                return true
+            }
+        }
         for (index, entry) in appliedAt where index >= replica.firstIndex {
             if replica.term(at: index) != entry.term {
                 record("leader completeness: node \(replica.id), leader of term \(replica.term), lacks entry \(index) (term \(entry.term)) applied elsewhere")
@@ -50,6 +62,28 @@ struct SimulationChecker: Sendable {
             }
         }
         return true
+    }
+
+    /// A replica's commit index after an input: the entries it newly covers are committed, and
+    /// every replica must hold the same term at a committed index.
+    mutating func commits(_ replica: RaftReplica) {
+        let from = max(commitChecked[replica.id] ?? 0, replica.firstIndex - 1) + 1
+        guard from <= replica.commitIndex else {
+            commitChecked[replica.id] = min(commitChecked[replica.id] ?? 0, replica.commitIndex)
+            return
+        }
+        for index in from...replica.commitIndex {
+            guard let term = replica.term(at: index) else { continue }
+            if let known = committedTerm[index] {
+                if known != term {
+                    record("commitment: node \(replica.id) has entry \(index) of term \(term) committed; elsewhere term \(known) was")
+                    return
+                }
+            } else {
+                committedTerm[index] = term
+            }
+        }
+        commitChecked[replica.id] = replica.commitIndex
     }
 
     /// A node applies `entry`: every node applies the same entry at the same index.

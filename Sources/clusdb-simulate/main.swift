@@ -34,7 +34,7 @@ func fail(_ message: String) -> Never {
 
 /// The deliberate bug `--broken NAME` switches on (to see the checkers catch it).
 let broken = argument("--broken")
-let brokenNames = ["commit-previous-term", "skip-pre-vote", "read-without-read-index", "forget-vote", "apply-retried-twice"]
+let brokenNames = ["commit-previous-term", "skip-pre-vote", "read-without-read-index", "forget-vote", "apply-retried-twice", "count-leader-early"]
 if let broken, !brokenNames.contains(broken) { fail("--broken takes one of \(brokenNames.joined(separator: ", ")), not \(broken)") }
 
 /// Options for one run.
@@ -46,6 +46,7 @@ func options(seed: UInt64, nodes: Int) -> SimulationOptions {
     case "read-without-read-index": options.brokenProtocol = [.readWithoutReadIndex]
     case "forget-vote": options.brokenProtocol = [.forgetVoteOnCrash]
     case "apply-retried-twice": options.applyRetriedWritesTwice = true
+    case "count-leader-early": options.brokenProtocol = [.countLeaderBeforeDurable]
     default: break
     }
     options.diskDirectory = argument("--disks")
