@@ -121,6 +121,13 @@ public struct RaftReplica: Sendable {
 
     /// The current hard state.
     public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
+
+    /// The hard state handed to the driver: its commit index never passes what an earlier
+    /// persistence made durable here. A commit index learned together with entries that replace
+    /// a suffix must not reach the disk before those entries: a crash between the two writes
+    /// would leave it covering the old, never committed entries, which start-up would then
+    /// apply (found in review).
+    var reportedHardState: HardState { HardState(term: term, vote: vote, commit: min(log.committed, log.persisted)) }
     /// The index of the last entry in the log.
     public var lastIndex: UInt64 { log.lastIndex }
     /// The highest index known committed.
@@ -175,7 +182,7 @@ public struct RaftReplica: Sendable {
         outMessagesAfterPersist = []
         outReadStates = []
         outSnapshot = nil
-        let current = hardState
+        let current = reportedHardState
         if current != handedOutHardState {
             var reported = current
             // Broken on purpose: the vote never reaches the disk, so a restart forgets it.
@@ -202,7 +209,7 @@ public struct RaftReplica: Sendable {
     /// Whether ``takeReady()`` would return something.
     public var hasReady: Bool {
         !outMessages.isEmpty || !outMessagesAfterPersist.isEmpty || !outReadStates.isEmpty || outSnapshot != nil
-            || hardState != handedOutHardState || log.handedOut < log.lastIndex
+            || reportedHardState != handedOutHardState || log.handedOut < log.lastIndex
             || log.handedOutForApply < min(log.committed, log.persisted) || (role == .leader && broadcastPending)
     }
 

@@ -86,8 +86,11 @@ public struct ReplicaDriver<Waiter: Sendable>: Sendable {
         guard waitingRequests < maxWaitingRequests else { return [.retry(waiter, leader: replica.leader)] }
         switch replica.propose(payload) {
         case .success(let index):
+            // A write still waiting at this index lost its entry to another history (a received
+            // snapshot cut the log below it): hand it back rather than forget it (found in review).
+            let displaced = writes[index].map { Action.retry($0.waiter, leader: replica.leader) }
             writes[index] = WaitingWrite(term: replica.term, waiter: waiter, deadline: now + requestTimeoutTicks)
-            return carryOn()
+            return (displaced.map { [$0] } ?? []) + carryOn()
         case .failure(let refusal):
             return [.retry(waiter, leader: Self.leader(in: refusal))] + carryOn()
         }

@@ -363,9 +363,12 @@ public final class QuorumLog {
         }
         if let last = segments.last, last.lastIndex < last.firstIndex, last.format != .current || last.firstIndex != first.index {
             // An empty last segment that cannot take this group (an older format, or another
-            // first index than the log's next): it holds no entry, so it goes; the directory sync
-            // of the new segment's rename makes the removal durable with it.
+            // first index than the log's next): it holds no entry, so it goes, durably before the
+            // new segment appears (directory entries need not reach the disk in the order they
+            // changed: the new segment without the removal would leave an empty segment that is
+            // not the last, which start-up refuses).
             try FileSystem.removeFile(last.path)
+            try FileSystem.syncDirectory(directory, site: .logSuffix.directory)
             segments.removeLast()
             active = nil
         }

@@ -145,6 +145,25 @@ struct CrashAndMembershipEdgeTests {
         #expect(network.replicas[1]!.leadershipTransferTarget == nil, "abandoned one election timeout after it began")
     }
 
+    @Test("The hard state's commit index never covers entries not yet durable: a crash between the two writes cannot commit replaced entries")
+    func reportedCommitWaitsForEntries() throws {
+        // A follower holds 1...10 durably; 6...10 of term 2 were never committed.
+        let entries = (1...10).map { RaftEntry(index: $0, term: $0 <= 5 ? 1 : 2, kind: .noOp) }
+        let state = DurableState(
+            hardState: HardState(term: 2, vote: nil, commit: 5), entries: entries, appliedIndex: 5,
+            bootstrapConfiguration: RaftConfiguration(voters: [1, 2, 3]))
+        var replica = try RaftReplica(id: 2, durable: state, options: RaftTestNetwork.testOptions, random: RandomSource(seed: 1))
+        // The leader of term 3 replaces 6...8 and says 8 is committed, in one message.
+        let theirs = (6...8).map { RaftEntry(index: $0, term: 3, kind: .noOp) }
+        replica.step(RaftMessage(from: 1, to: 2, term: 3, body: .append(previousIndex: 5, previousTerm: 1, entries: theirs, commit: 8)))
+        let ready = replica.takeReady()
+        #expect(ready.entries == theirs)
+        // Written before the entries (the vote rule), a commit of 8 would cover the old 6...8.
+        #expect((ready.hardState?.commit ?? 5) <= 5)
+        replica.persisted(index: 8, term: 3)
+        #expect(replica.takeReady().hardState?.commit == 8, "once the entries are durable, the commit index follows")
+    }
+
     @Test("Start-up lowers a commit index past the durable log (hard state written before the entries)")
     func startLowersCommitPastTheLog() throws {
         let entries = (1...3).map { RaftEntry(index: $0, term: 1, kind: .noOp) }

@@ -91,6 +91,37 @@ struct ReplicaDriverTests {
         #expect(Self.kinds(driver.persisted()) == ["apply 2"])
     }
 
+    @Test("A write displaced by a new proposal at its index (its entry cut by a received snapshot) is handed back")
+    func displacedWriteIsHandedBack() throws {
+        var state = DurableState(bootstrapConfiguration: RaftConfiguration(voters: [1, 2, 3]))
+        state.hardState = HardState(term: 1, vote: 1, commit: 0)
+        state.entries = (1...5).map { RaftEntry(index: $0, term: 1, kind: .noOp) }
+        var driver = Driver(replica: try RaftReplica(id: 1, durable: state, options: RaftTestNetwork.testOptions, random: RandomSource(seed: 4)), readNonce: 1)
+        // Node 1 leads term 2 and proposes W1 at index 7 (after its no-op at 6).
+        _ = driver.withReplica { $0.campaign(transfer: true) }
+        while driver.isPersisting { _ = driver.persisted() }
+        _ = driver.receive(RaftMessage(from: 2, to: 1, term: 2, body: .voteResponse(granted: true)))
+        while driver.isPersisting { _ = driver.persisted() }
+        #expect(driver.replica.role == .leader)
+        _ = driver.propose([1], for: "W1")
+        while driver.isPersisting { _ = driver.persisted() }
+        #expect(driver.replica.lastIndex == 7)
+        // The leader of term 3 installs a snapshot whose entry 5 is of another history (term
+        // 2): node 1's whole log, 6 and 7 with it, is replaced.
+        let snapshot = SnapshotMetadata(index: 5, term: 2, configuration: RaftConfiguration(voters: [1, 2, 3]))
+        var seen = Self.kinds(driver.receive(RaftMessage(from: 3, to: 1, term: 3, body: .installSnapshot(snapshot))))
+        while driver.isPersisting { seen += Self.kinds(driver.persisted()) }
+        #expect(driver.replica.lastIndex == 5)
+        // Node 1 leads term 4: no-op at 6, W2 at 7 — W1's index.
+        _ = driver.withReplica { $0.campaign(transfer: true) }
+        while driver.isPersisting { seen += Self.kinds(driver.persisted()) }
+        seen += Self.kinds(driver.receive(RaftMessage(from: 2, to: 1, term: 4, body: .voteResponse(granted: true))))
+        while driver.isPersisting { seen += Self.kinds(driver.persisted()) }
+        seen += Self.kinds(driver.propose([2], for: "W2"))
+        #expect(driver.replica.lastIndex == 7)
+        #expect(seen.contains("retry W1"), "\(seen)")
+    }
+
     @Test("A write whose index another leader's entry took is handed back, not answered")
     func overwrittenWriteIsHandedBack() {
         let durable = DurableState(bootstrapConfiguration: RaftConfiguration(voters: [1, 2, 3]))
