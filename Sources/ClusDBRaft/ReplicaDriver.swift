@@ -170,6 +170,9 @@ public struct ReplicaDriver<Waiter: Sendable>: Sendable {
         var actions: [Action] = []
         while persisting == nil, replica.hasReady {
             let ready = replica.takeReady()
+            // Entries applied before the persist would be wiped by the snapshot's image; the
+            // replica never hands out both (after a restore everything up to it counts applied).
+            precondition(ready.snapshot == nil || ready.committedEntries.isEmpty, "no committed entries come with a snapshot")
             if !ready.messages.isEmpty { actions.append(.send(ready.messages)) }
             actions += applyCommitted(ready)
             actions += takeReadStates(ready)

@@ -386,6 +386,10 @@ public final class QuorumLog {
         }
         let position = segments.count - 1
         let offset = segments[position].size
+        if active == nil {
+            // A suffix replacement that failed part-way left no segment open: reopen the last.
+            active = try SystemFile(path: segments[position].path, flags: O_RDWR)
+        }
         guard let file = active else { preconditionFailure("an active segment exists after startSegment") }
         do {
             try file.write(buffer, at: offset)
