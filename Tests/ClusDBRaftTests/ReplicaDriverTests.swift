@@ -124,7 +124,6 @@ struct ReplicaDriverTests {
 
     @Test("A write whose index another leader's entry took is handed back, not answered")
     func overwrittenWriteIsHandedBack() {
-        let durable = DurableState(bootstrapConfiguration: RaftConfiguration(voters: [1, 2, 3]))
         var network = RaftTestNetwork(voters: [1, 2, 3])
         network.campaign(1)
         let replica: RaftReplica
@@ -135,7 +134,6 @@ struct ReplicaDriverTests {
         } catch {
             preconditionFailure("\(error)")
         }
-        _ = durable
         // Node 1 restarted as a follower of term 1; make it leader of term 2 with votes, then
         // let a leader of term 3 overwrite its uncommitted entry.
         var driver = Driver(replica: replica, readNonce: 5)
