@@ -3,8 +3,9 @@ extension RaftReplica {
     // MARK: ReadIndex (§6.4)
 
     /// Asks for a linearizable read with a `context` the driver chooses. The answer is a
-    /// ``ReadState`` in a later ``Ready``; a read that cannot be served (no leader known,
-    /// leadership lost) gets none, and the driver's timeout retries it.
+    /// ``ReadState`` in a later ``Ready``; a read that can no longer be served (the leader
+    /// refused it, leadership or the leader changed) comes back in ``Ready/droppedReads``, and
+    /// one whose answer is lost gets nothing: the driver's timeout retries it.
     ///
     /// Contexts must be unique among this replica's reads *across restarts* too: an answer the
     /// leader sent to a context before this node restarted may still arrive, and it carries an
@@ -34,7 +35,11 @@ extension RaftReplica {
     /// A follower's read came back from its leader (index 0: the leader could not serve it).
     mutating func receiveReadIndex(context: UInt64, index: UInt64, from node: NodeID) {
         guard node == leader, forwardedReads.remove(context) != nil else { return }
-        if index > 0 { outReadStates.append(ReadState(context: context, index: index)) }
+        if index > 0 {
+            outReadStates.append(ReadState(context: context, index: index))
+        } else {
+            outDroppedReads.append(context)
+        }
     }
 
     /// The leader's half: record the commit index and confirm leadership with a heartbeat round

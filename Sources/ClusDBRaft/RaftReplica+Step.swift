@@ -119,10 +119,24 @@ extension RaftReplica {
         transferElapsed = 0
         uncommittedBytes = 0
         broadcastPending = false
+        // Reads of this replica's own clients that can no longer be answered go back to the
+        // driver at once (their clients retry), rather than at their timeout.
+        outDroppedReads += pendingReads.filter { $0.requester == id }.map(\.context)
+        outDroppedReads += readsAwaitingTermCommit.filter { $0.requester == id }.map(\.context)
+        outDroppedReads += forwardedReads.sorted()
         pendingReads = []
         readsAwaitingTermCommit = []
         forwardedReads = []
         ackedRound = [:]
+    }
+
+    /// Campaigns now instead of at the election timeout (etcd's `Campaign`): a node that starts
+    /// as the only voter of its cluster need not wait ticks to lead it. A pre-vote comes first,
+    /// as at a timeout; a replica that is not a voter does nothing.
+    public mutating func campaignNow() {
+        defer { checkInvariants() }
+        guard isPromotable, role != .leader else { return }
+        campaign(transfer: false)
     }
 
     /// Starts a pre-vote (unless `transfer` or pre-vote is off), or an election.

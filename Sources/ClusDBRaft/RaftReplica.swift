@@ -82,6 +82,7 @@ public struct RaftReplica: Sendable {
     var outMessages: [RaftMessage] = []
     var outMessagesAfterPersist: [RaftMessage] = []
     var outReadStates: [ReadState] = []
+    var outDroppedReads: [UInt64] = []
     var outSnapshot: SnapshotMetadata?
     var handedOutHardState: HardState
 
@@ -111,6 +112,26 @@ public struct RaftReplica: Sendable {
             throw ClusterError(.clusterLogCorrupt, "the durable configuration \(snapshotConfiguration) has a member both voter and learner")
         }
         if log.stateMachineBehindSnapshot { outSnapshot = durable.snapshot }
+        // A membership change in the log proves the change before it committed: a leader appends
+        // a change only once its previous change (or its term's no-op, after every earlier entry)
+        // is committed, and log matching carries that prefix to every log holding the later
+        // change. The durable commit index can lag that knowledge (commit-only hard states are
+        // not written, and a follower can receive both changes in one append before it learns
+        // either commit), and changes take effect at commit: without this a restarted replica
+        // could be two changes behind, and a majority of its configuration need not overlap a
+        // majority of the current one — two leaders in one term (found in review).
+        var changesSeen = 0
+        var position = log.lastIndex
+        while position > max(log.committed, log.snapshotIndex) {
+            if log.entry(at: position).kind == .configurationChange {
+                changesSeen += 1
+                if changesSeen == 2 {
+                    log.commit(to: position)
+                    break
+                }
+            }
+            position -= 1
+        }
         // The configuration in force: changes take effect when committed.
         if log.committed > log.snapshotIndex {
             for index in log.firstIndex...log.committed { takeEffect(of: log.entry(at: index)) }
@@ -177,10 +198,12 @@ public struct RaftReplica: Sendable {
         ready.messages = outMessages
         ready.messagesAfterPersist = outMessagesAfterPersist
         ready.readStates = outReadStates
+        ready.droppedReads = outDroppedReads
         ready.snapshot = outSnapshot
         outMessages = []
         outMessagesAfterPersist = []
         outReadStates = []
+        outDroppedReads = []
         outSnapshot = nil
         let current = reportedHardState
         if current != handedOutHardState {
@@ -208,7 +231,8 @@ public struct RaftReplica: Sendable {
 
     /// Whether ``takeReady()`` would return something.
     public var hasReady: Bool {
-        !outMessages.isEmpty || !outMessagesAfterPersist.isEmpty || !outReadStates.isEmpty || outSnapshot != nil
+        !outMessages.isEmpty || !outMessagesAfterPersist.isEmpty || !outReadStates.isEmpty || !outDroppedReads.isEmpty
+            || outSnapshot != nil
             || reportedHardState != handedOutHardState || log.handedOut < log.lastIndex
             || log.handedOutForApply < min(log.committed, log.persisted) || (role == .leader && broadcastPending)
     }

@@ -34,6 +34,9 @@ public struct Ready: Sendable, Equatable {
     public var committedEntries: [RaftEntry] = []
     /// Reads that may be served once their index is applied.
     public var readStates: [ReadState] = []
+    /// Contexts of reads requested here that will get no ``ReadState`` (the leader refused
+    /// them, or this replica's leader or leadership changed): retry them.
+    public var droppedReads: [UInt64] = []
 
     /// Creates an empty value.
     public init() {}
@@ -41,6 +44,6 @@ public struct Ready: Sendable, Equatable {
     /// Whether there is nothing to do.
     public var isEmpty: Bool {
         messages.isEmpty && snapshot == nil && hardState == nil && entries.isEmpty && messagesAfterPersist.isEmpty
-            && committedEntries.isEmpty && readStates.isEmpty
+            && committedEntries.isEmpty && readStates.isEmpty && droppedReads.isEmpty
     }
 }

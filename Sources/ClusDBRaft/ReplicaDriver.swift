@@ -61,6 +61,11 @@ public struct ReplicaDriver<Waiter: Sendable>: Sendable {
     private var persisting: Ready?
     private var writes: [UInt64: WaitingWrite] = [:]
     private var reads: [UInt64: WaitingRead] = [:]
+    /// Contexts of reads whose index is known, in the order their indexes arrived (served in
+    /// that order once applied; a confirmed read never needs a sort of every waiting one).
+    private var confirmedReads: [UInt64] = []
+    /// No deadline of a waiting request is earlier: ticks before it need not look at any.
+    private var earliestDeadline: UInt64 = .max
     private var nextReadContext: UInt64
     private var now: UInt64 = 0
     private var applied: UInt64
@@ -83,6 +88,21 @@ public struct ReplicaDriver<Waiter: Sendable>: Sendable {
 
     /// A client's write: proposed when this replica leads, handed back otherwise.
     public mutating func propose(_ payload: [UInt8], for waiter: Waiter) -> [Action] {
+        let refused = proposeOne(payload, for: waiter)
+        return refused + carryOn()
+    }
+
+    /// Clients' writes proposed together: while no persistence is under way they go to the
+    /// disk in one ``Action/persist(_:)`` (group commit), where one at a time would persist the
+    /// first alone.
+    public mutating func propose(_ batch: [(payload: [UInt8], waiter: Waiter)]) -> [Action] {
+        var refused: [Action] = []
+        for (payload, waiter) in batch { refused += proposeOne(payload, for: waiter) }
+        return refused + carryOn()
+    }
+
+    /// Proposes without carrying on; returns the hand-backs.
+    private mutating func proposeOne(_ payload: [UInt8], for waiter: Waiter) -> [Action] {
         guard waitingRequests < maxWaitingRequests else { return [.retry(waiter, leader: replica.leader)] }
         switch replica.propose(payload) {
         case .success(let index):
@@ -90,10 +110,24 @@ public struct ReplicaDriver<Waiter: Sendable>: Sendable {
             // snapshot cut the log below it): hand it back rather than forget it (found in review).
             let displaced = writes[index].map { Action.retry($0.waiter, leader: replica.leader) }
             writes[index] = WaitingWrite(term: replica.term, waiter: waiter, deadline: now + requestTimeoutTicks)
-            return (displaced.map { [$0] } ?? []) + carryOn()
+            earliestDeadline = min(earliestDeadline, now + requestTimeoutTicks)
+            return displaced.map { [$0] } ?? []
         case .failure(let refusal):
-            return [.retry(waiter, leader: Self.leader(in: refusal))] + carryOn()
+            return [.retry(waiter, leader: Self.leader(in: refusal))]
         }
+    }
+
+    /// Hands back every request waiting here (the node stops writing after a disk failure:
+    /// what it holds in memory may no longer match the disk). Their writes may or may not be
+    /// durable; their sessions make a retry safe.
+    public mutating func handBackAllRequests() -> [Action] {
+        let handedBack = writes.keys.sorted().map { Action.retry(writes[$0]!.waiter, leader: nil) }
+            + reads.keys.sorted().map { Action.retry(reads[$0]!.waiter, leader: nil) }
+        writes = [:]
+        reads = [:]
+        confirmedReads = []
+        earliestDeadline = .max
+        return handedBack
     }
 
     /// A client's linearizable read (ReadIndex, from any member).
@@ -104,6 +138,7 @@ public struct ReplicaDriver<Waiter: Sendable>: Sendable {
         switch replica.requestRead(context: context) {
         case .success:
             reads[context] = WaitingRead(waiter: waiter, deadline: now + requestTimeoutTicks)
+            earliestDeadline = min(earliestDeadline, now + requestTimeoutTicks)
             return carryOn()
         case .failure(let refusal):
             return [.retry(waiter, leader: Self.leader(in: refusal))] + carryOn()
@@ -120,15 +155,20 @@ public struct ReplicaDriver<Waiter: Sendable>: Sendable {
     public mutating func tick() -> [Action] {
         now += 1
         replica.tick()
+        guard earliestDeadline <= now else { return carryOn() }
+        // One pass over what waits (not a sort of it per tick); only the expired are ordered,
+        // so that the simulator's runs stay deterministic.
+        let expiredWrites = writes.filter { $0.value.deadline <= now }.keys.sorted()
+        let expiredReads = reads.filter { $0.value.deadline <= now }.keys.sorted()
         var actions: [Action] = []
-        for (index, write) in writes.sorted(by: { $0.key < $1.key }) where write.deadline <= now {
-            writes[index] = nil
-            actions.append(.retry(write.waiter, leader: replica.leader))
+        for index in expiredWrites {
+            actions.append(.retry(writes.removeValue(forKey: index)!.waiter, leader: replica.leader))
         }
-        for (context, read) in reads.sorted(by: { $0.key < $1.key }) where read.deadline <= now {
-            reads[context] = nil
-            actions.append(.retry(read.waiter, leader: replica.leader))
+        for context in expiredReads {
+            actions.append(.retry(reads.removeValue(forKey: context)!.waiter, leader: replica.leader))
         }
+        if !expiredReads.isEmpty { confirmedReads.removeAll { reads[$0] == nil } }
+        earliestDeadline = min(writes.values.map(\.deadline).min() ?? .max, reads.values.map(\.deadline).min() ?? .max)
         return actions + carryOn()
     }
 
@@ -209,21 +249,34 @@ public struct ReplicaDriver<Waiter: Sendable>: Sendable {
         return actions + [.apply(batch)]
     }
 
-    /// Read indexes that arrived; reads whose index is applied already are served at once.
+    /// Read indexes that arrived (reads whose index is applied already are served at once), and
+    /// reads that will get none, handed back at once.
     private mutating func takeReadStates(_ ready: Ready) -> [Action] {
-        guard !ready.readStates.isEmpty else { return [] }
-        for state in ready.readStates { reads[state.context]?.index = state.index }
-        return serveAppliedReads()
+        var actions: [Action] = []
+        for context in ready.droppedReads {
+            guard let read = reads.removeValue(forKey: context) else { continue }
+            actions.append(.retry(read.waiter, leader: replica.leader))
+        }
+        if !ready.droppedReads.isEmpty { confirmedReads.removeAll { reads[$0] == nil } }
+        guard !ready.readStates.isEmpty else { return actions }
+        for state in ready.readStates where reads[state.context]?.index == nil {
+            reads[state.context]?.index = state.index
+            if reads[state.context] != nil { confirmedReads.append(state.context) }
+        }
+        return actions + serveAppliedReads()
     }
 
-    /// Serves the reads whose index the state machine has applied.
+    /// Serves the reads whose index the state machine has applied, in the order their indexes
+    /// arrived.
     private mutating func serveAppliedReads() -> [Action] {
+        guard !confirmedReads.isEmpty else { return [] }
         var actions: [Action] = []
-        for (context, read) in reads.sorted(by: { $0.key < $1.key }) {
-            if let readIndex = read.index, readIndex <= applied {
-                reads[context] = nil
-                actions.append(.serveRead(read.waiter))
-            }
+        confirmedReads.removeAll { context in
+            guard let read = reads[context], let readIndex = read.index else { return true }
+            guard readIndex <= applied else { return false }
+            reads[context] = nil
+            actions.append(.serveRead(read.waiter))
+            return true
         }
         return actions
     }

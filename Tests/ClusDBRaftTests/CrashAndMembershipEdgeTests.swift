@@ -173,6 +173,34 @@ struct CrashAndMembershipEdgeTests {
         #expect(replica.commitIndex == 3)
     }
 
+    @Test("Start-up takes the change before the log's last membership change as committed: a restarted replica is never two changes behind")
+    func startCommitsTheChangeBeforeTheLast() throws {
+        // Voters 1, 2, 3 remove 3, add 4 as a learner and promote it; the commit index reached
+        // the disk before any of it. If the promotion committed, the cluster is {1, 2, 4}, and a
+        // replica back in {1, 2, 3} could be elected by {1, 3} while {2, 4} elect another.
+        let entries = [
+            RaftEntry(index: 1, term: 1, kind: .noOp),
+            RaftEntry(index: 2, term: 1, kind: .configurationChange, payload: ConfigurationChange.remove(3).encoded),
+            RaftEntry(index: 3, term: 2, kind: .noOp),
+            RaftEntry(index: 4, term: 2, kind: .configurationChange, payload: ConfigurationChange.addLearner(4).encoded),
+            RaftEntry(index: 5, term: 2, kind: .configurationChange, payload: ConfigurationChange.promoteLearner(4).encoded),
+            RaftEntry(index: 6, term: 2, kind: .command, payload: [1]),
+        ]
+        let state = DurableState(
+            hardState: HardState(term: 2, vote: 1, commit: 1), entries: entries, bootstrapConfiguration: RaftConfiguration(voters: [1, 2, 3]))
+        let replica = try RaftReplica(id: 1, durable: state, options: RaftTestNetwork.testOptions, random: RandomSource(seed: 1))
+        #expect(replica.commitIndex == 4, "the addition at 4 committed before the promotion at 5 was appended")
+        #expect(replica.configuration == RaftConfiguration(voters: [1, 2], learners: [4]))
+        // Only the change before the last is proven; a single change proves nothing.
+        for (count, commit) in [(4, UInt64(2)), (3, UInt64(1))] {
+            let shorter = DurableState(
+                hardState: HardState(term: 2, vote: 1, commit: 1), entries: Array(entries[0..<count]),
+                bootstrapConfiguration: RaftConfiguration(voters: [1, 2, 3]))
+            let other = try RaftReplica(id: 1, durable: shorter, options: RaftTestNetwork.testOptions, random: RandomSource(seed: 1))
+            #expect(other.commitIndex == commit)
+        }
+    }
+
     @Test("Start-up with the state machine behind the durable snapshot hands the snapshot out again first")
     func startReinstallsSnapshot() throws {
         let configuration = RaftConfiguration(voters: [1, 2, 3])

@@ -61,6 +61,28 @@ struct ReplicaDriverTests {
         #expect(driver.waitingRequests == 0)
     }
 
+    @Test("A read the leader refuses, or one whose leader changes, is handed back at once, not at its timeout")
+    func droppedReadsComeBackAtOnce() {
+        let durable = DurableState(bootstrapConfiguration: RaftConfiguration(voters: [1, 2, 3]))
+        let follower: RaftReplica
+        do { follower = try RaftReplica(id: 2, durable: durable, random: RandomSource(seed: 2)) } catch { preconditionFailure("\(error)") }
+        var driver = Driver(replica: follower, readNonce: 1)
+        // The new term must reach the disk before anything else goes.
+        #expect(Self.kinds(driver.receive(RaftMessage(from: 1, to: 2, term: 1, body: .heartbeat(commit: 0, context: 0)))) == ["persist"])
+        _ = driver.persisted()
+        let forwarded = driver.read(for: "a")
+        guard case .send(let messages)? = forwarded.first, case .readIndex(let context) = messages.first?.body else {
+            Issue.record("the read goes to the leader: \(Self.kinds(forwarded))")
+            return
+        }
+        // The leader cannot serve it (it is stepping down, or too many reads wait).
+        #expect(Self.kinds(driver.receive(RaftMessage(from: 1, to: 2, term: 1, body: .readIndexResponse(context: context, index: 0)))) == ["retry a"])
+        _ = driver.read(for: "b")
+        // A new term's leader: the read forwarded to the old one will never be answered.
+        #expect(Self.kinds(driver.receive(RaftMessage(from: 3, to: 2, term: 2, body: .heartbeat(commit: 0, context: 0)))) == ["retry b", "persist"])
+        #expect(driver.waitingRequests == 0)
+    }
+
     @Test("A read is served once the state machine applied its index; a follower without a leader hands it back")
     func readFlow() {
         var driver = Self.leaderDriver()
