@@ -46,7 +46,9 @@ func options(seed: UInt64, nodes: Int) -> SimulationOptions {
     case "read-without-read-index": options.brokenProtocol = [.readWithoutReadIndex]
     case "forget-vote": options.brokenProtocol = [.forgetVoteOnCrash]
     case "apply-retried-twice": options.applyRetriedWritesTwice = true
-    case "count-leader-early": options.brokenProtocol = [.countLeaderBeforeDurable]
+    case "count-leader-early":
+        options.brokenProtocol = [.countLeaderBeforeDurable]
+        options.slowFailingDisks()
     default: break
     }
     options.diskDirectory = argument("--disks")
