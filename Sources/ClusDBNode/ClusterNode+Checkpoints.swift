@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ClusDBModel
+import ClusDBRaft
 import ClusDBStore
 import Foundation
 
@@ -74,20 +75,24 @@ extension ClusterNode {
                 logger.info("wrote a cluster checkpoint", metadata: ["path": "\(checkpoint.path)", "index": "\(checkpoint.state.appliedIndex)"])
                 // The log is kept from the older of the two kept checkpoints on, so that a newest
                 // checkpoint found damaged at start-up can be passed over for the older one plus
-                // the log (see "Start-up" in docs/ARCHITECTURE.md). Truncate now if nobody leads;
-                // otherwise the next leader does it.
-                let leadNow = shared.withLock { state -> Bool in
+                // the log (see "Start-up" in docs/ARCHITECTURE.md). Truncate now if nobody holds
+                // the log stage; otherwise its holder does it. The replica's memory needs nothing
+                // the newest checkpoint covers: it becomes the replica's snapshot (bounded by
+                // what the replica has been told is applied: the image may have been copied in
+                // the moment between the hive's commit and that report).
+                let truncateNow = shared.withLock { state -> Bool in
                     state.status.checkpointIndex = checkpoint.state.appliedIndex
                     state.lastCheckpointBytes = imageBytes
+                    state.driver.compact(through: min(checkpoint.state.appliedIndex, state.driver.replica.appliedIndex))
                     guard let olderKept else { return false }
-                    if state.leading || state.stopping {
+                    if state.logStageHeld || state.stopping {
                         state.truncateThrough = olderKept
                         return false
                     }
-                    state.leading = true
+                    state.logStageHeld = true
                     return true
                 }
-                if leadNow, let olderKept {
+                if truncateNow, let olderKept {
                     removeLog(through: olderKept)
                     handOver()
                 }
@@ -132,14 +137,14 @@ extension ClusterNode {
         }
     }
 }
-/// State only the current leader touches: the log, the storage positions and the term.
+/// State only the holder of the log stage touches: the log, the hard-state file, the storage
+/// positions.
 ///
-/// `@unchecked Sendable` because exclusive access is guaranteed by the `leading` flag under the
-/// node's mutex (acquiring and releasing it orders every leader's accesses after the previous
+/// `@unchecked Sendable` because exclusive access is guaranteed by the `logStageHeld` flag under
+/// the node's mutex (acquiring and releasing it orders every holder's accesses after the previous
 /// one's), not by the type system. The checkpoint thread reads only the hive and the directory.
 final class CommitLoop: @unchecked Sendable {
     let storage: NodeStorage
-    let term: UInt64
     var maxLogBytes = Limits.maxQuorumLogSizeDefault
     var batchesSinceLimitRead = 0
     /// Batches between re-reads of `Quorum\MaxQuorumLogSize` (a point read; cheap at this rate).
@@ -149,9 +154,8 @@ final class CommitLoop: @unchecked Sendable {
     /// checkpoint frees most of it.
     static let segmentsPerMaxLogSize = 4
 
-    init(storage: NodeStorage, term: UInt64) {
+    init(storage: NodeStorage) {
         self.storage = storage
-        self.term = term
     }
 
     /// Records the configured log limit and sizes segments to a fraction of it.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ClusDBModel
+import ClusDBRaft
 import ClusDBStore
 import Dispatch
 import Foundation
@@ -13,9 +14,11 @@ import Synchronization
 /// Writes follow propose → append + fsync → commit → apply → answer, with group commit, in two
 /// stages that each have one owner at a time:
 ///
-/// - The **log stage** (the *leader*) takes everything queued (up to
-///   ``Limits/groupCommitEntriesMax``), appends it with one write and one fdatasync, and marks
-///   it committed.
+/// - The **log stage** takes everything queued (up to ``Limits/groupCommitEntriesMax``),
+///   proposes it to the Raft replica through its ``ReplicaDriver`` and carries out the driver's
+///   persistence: the hard state when its term or vote changed, the entries with one write and
+///   one fdatasync. The replica commits what a quorum of voters holds durably — with one voter,
+///   its own fdatasync.
 /// - The **apply stage** applies committed groups to the hive, in index order, one transaction
 ///   per group, and answers the proposers. A write whose outcome is known before it is applied
 ///   (``HiveCommand/outcomeKnownBeforeApply``) is answered at commit instead; ``read(_:)`` waits
@@ -28,8 +31,9 @@ import Synchronization
 /// else. The apply thread lets answered groups gather briefly and applies them in one
 /// transaction.
 ///
-/// With one member the durable append on the only member is the commit; the replication issue
-/// puts the Raft replica between append and commit without changing this interface.
+/// The replica decides; this class only carries out its driver's actions (docs/ARCHITECTURE.md,
+/// "Consensus"). Today the cluster has one voter, elected at start-up; the network issue adds
+/// the other members, the messages and the ticks.
 public final class ClusterNode: Sendable {
     /// The hive. It may lag the commit index by the groups still in the apply stage (a write
     /// whose outcome is known is answered once committed), so linearizable reads go through
@@ -53,25 +57,34 @@ public final class ClusterNode: Sendable {
     public typealias ProposalAnswer = @Sendable (Result<CommitResult, ClusterError>) -> Void
 
     /// A proposal waiting for its result.
-    struct Proposal {
+    struct Proposal: Sendable {
         var command: HiveCommand
         var payload: [UInt8]
         /// nil once answered (writes whose outcome is known are answered at commit).
         var answer: ProposalAnswer?
     }
 
-    /// A group that is committed (durable) and waits for the apply stage.
+    /// Committed entries that wait for the apply stage, each with the proposal waiting for it
+    /// (none for the term's no-op and for entries committed by an earlier run).
     struct CommittedGroup {
-        var proposals: [Proposal]
-        var firstIndex: UInt64
+        var entries: [RaftEntry]
+        var proposals: [Proposal?]
+        var firstIndex: UInt64 { entries[0].index }
     }
 
     struct Shared {
+        /// Writes admitted and not yet proposed to the replica (the log stage proposes them a
+        /// group at a time).
         var pending: [Proposal] = []
+        /// The replica and the node's decisions around it. Every call happens under this lock;
+        /// the threads carry out the actions (``ClusterNode/absorb(_:into:)``).
+        var driver: ReplicaDriver<Proposal>
+        /// A Ready whose persistence the driver asked for and the log stage has not started.
+        var readyToPersist: Ready?
         /// True while some thread holds the log stage: only it touches ``CommitLoop``.
-        var leading = false
+        var logStageHeld = false
         /// Set when the log stage passed to the commit thread.
-        var commitThreadLeads = false
+        var commitThreadHoldsLogStage = false
         /// Committed groups the apply thread has not applied yet, oldest first.
         var committed: [CommittedGroup] = []
         /// True while the apply thread works through ``committed`` (gathering included).
@@ -87,7 +100,11 @@ public final class ClusterNode: Sendable {
         /// Tells both threads to exit (after stop).
         var threadsExit = false
         var stopping = false
+        /// Set when the hive could not apply a committed entry: fail-stop, reads and writes refused.
         var failure: ClusterError?
+        /// Set when the log stage could not make a Ready durable: writes refused until a restart
+        /// (the replica's memory may no longer match the disk); reads of the applied hive go on.
+        var persistFailure: ClusterError?
         var status: NodeStatus
         var checkpointRunning = false
         /// True while a backup pins a checkpoint and log segments: no checkpoint starts meanwhile.
@@ -112,16 +129,21 @@ public final class ClusterNode: Sendable {
         self.identity = identity
         self.hive = storage.hive
         self.logger = logger
-        let applied = try storage.hive.state().appliedIndex
+        var seed = SystemRandomNumberGenerator()
+        let replica = try RaftReplica(
+            id: NodeStorage.singleNodeID, durable: try storage.durableState(), random: RandomSource(seed: seed.next()))
+        let driver = ReplicaDriver<Proposal>(
+            replica: replica, readNonce: seed.next(), maxWaitingRequests: Limits.groupCommitEntriesMax + Limits.committedEntriesMax)
         let status = NodeStatus(
             identity: NodeIdentityView(
                 clusterName: identity.clusterName, clusterID: identity.clusterID, nodeName: identity.nodeName,
                 nodeID: identity.nodeID, restoreGeneration: identity.restoreGeneration),
-            term: identity.currentTerm, commitIndex: storage.lastIndex, appliedIndex: applied,
+            term: replica.term, commitIndex: replica.commitIndex, appliedIndex: replica.appliedIndex,
             checkpointIndex: storage.checkpointIndex, logFirstIndex: storage.log.firstIndex, logBytes: storage.log.totalBytes)
-        shared = Mutex(Shared(status: status))
-        loop = CommitLoop(storage: storage, term: max(identity.currentTerm, storage.lastTerm))
+        shared = Mutex(Shared(driver: driver, status: status))
+        loop = CommitLoop(storage: storage)
         loop.setMaxLogBytes(try storage.hive.maxQuorumLogSize())
+        try elect()
         // Decided from disk, not from this start's fallback alone: a start that set a damaged
         // checkpoint aside and then failed to write the fresh one leaves it to the next start.
         let newestKept = try ClusterCheckpoints.list(in: storage.directory.quorumDirectory).last?.sequence ?? 0
@@ -139,7 +161,10 @@ public final class ClusterNode: Sendable {
         Self.startThread(named: "clusdb-walckpt") { [self] in runWALCheckpointThread() }
         logger.info(
             "node ready",
-            metadata: ["cluster": "\(identity.clusterName)", "node": "\(identity.nodeName)", "index": "\(storage.lastIndex)"])
+            metadata: [
+                "cluster": "\(identity.clusterName)", "node": "\(identity.nodeName)", "index": "\(storage.lastIndex)",
+                "term": "\(status.term)",
+            ])
     }
 
     /// Starts a thread whose name shows in `top -H`, `perf` and `/proc`. The name is set from
@@ -299,7 +324,8 @@ public final class ClusterNode: Sendable {
         if alreadyStopping { return }
         if shared.withLock({ Self.hurryApply(&$0) }) { applyWake.signal() }
         while shared.withLock({ state in
-            state.leading || !state.pending.isEmpty || state.applying || !state.committed.isEmpty || state.checkpointRunning
+            state.logStageHeld || !state.pending.isEmpty || state.readyToPersist != nil || state.applying || !state.committed.isEmpty
+                || state.checkpointRunning
         }) {
             usleep(1_000)
         }

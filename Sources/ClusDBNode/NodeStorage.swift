@@ -1,4 +1,5 @@
 import ClusDBModel
+import ClusDBRaft
 import ClusDBStore
 import Foundation
 import Logging
@@ -8,7 +9,9 @@ import Logging
 ///
 /// Start-up follows `docs/ARCHITECTURE.md`, "Start-up": open the log (cutting a torn tail), find
 /// the newest valid checkpoint, use the live hive if it is at or past the checkpoint (else reload
-/// it from the checkpoint), then replay the log past the hive's applied index.
+/// it from the checkpoint), read the Raft hard state (or derive it, for a data directory without
+/// one), then replay the log past the hive's applied index up to the durable commit index. What
+/// the log holds beyond that is the replica's to commit (``durableState()``).
 final class NodeStorage {
     let directory: DataDirectory
     let identity: NodeIdentity
@@ -16,22 +19,57 @@ final class NodeStorage {
     let hive: Hive
     /// Index of the newest valid checkpoint at start-up (the node tracks later ones in its status).
     let checkpointIndex: UInt64
-    /// Index and term of the last entry in the log or, with an empty log, in the hive.
+    /// The term of the checkpoint's last entry.
+    let checkpointTerm: UInt64
+    /// The hard state found in `raft.state`, or derived for a data directory without one.
+    let hardState: HardState
+    /// The hard state as the file holds it (nil: no file yet; the first write creates it).
+    var writtenHardState: HardState?
+    /// Index of the last entry in the log or, with an empty log, in the hive.
     var lastIndex: UInt64
-    var lastTerm: UInt64
 
     /// Most entries decoded and applied in one transaction during replay.
     static let replayChunkEntries = 4_096
 
-    private init(directory: DataDirectory, identity: NodeIdentity, log: QuorumLog, hive: Hive, checkpointIndex: UInt64) {
+    private init(
+        directory: DataDirectory, identity: NodeIdentity, log: QuorumLog, hive: Hive, checkpoint: (index: UInt64, term: UInt64),
+        hardState: HardState, writtenHardState: HardState?
+    ) throws(ClusterError) {
         self.directory = directory
         self.identity = identity
         self.log = log
         self.hive = hive
-        self.checkpointIndex = checkpointIndex
-        let state = try? hive.state()
-        lastIndex = max(log.lastIndex ?? 0, state?.appliedIndex ?? 0)
-        lastTerm = log.lastIndex != nil ? log.lastTerm : (state?.appliedTerm ?? 0)
+        checkpointIndex = checkpoint.index
+        checkpointTerm = checkpoint.term
+        self.hardState = hardState
+        self.writtenHardState = writtenHardState
+        let state = try hive.state()
+        lastIndex = max(log.lastIndex ?? 0, state.appliedIndex)
+    }
+
+    /// The node's only member identifier while a cluster has one member (issue 11 gives each
+    /// member its own).
+    static let singleNodeID: NodeID = 1
+
+    /// What the replica starts from: the hard state, the newest checkpoint as the snapshot, the
+    /// log after it (entries before it stay in the quorum log for the fallback to the older
+    /// checkpoint, not in the replica's memory), the hive's applied index.
+    func durableState() throws(ClusterError) -> DurableState {
+        let configuration = RaftConfiguration(voters: [Self.singleNodeID])
+        let snapshot = checkpointIndex > 0 ? SnapshotMetadata(index: checkpointIndex, term: checkpointTerm, configuration: configuration) : nil
+        let from = max(log.firstEntryIndex, checkpointIndex)
+        let logged = log.lastEntryIndex >= from ? try log.raftEntries(from: from, through: log.lastEntryIndex, maxBytes: Int.max) : []
+        return DurableState(
+            hardState: hardState, snapshot: snapshot, entries: DurableState.entries(continuing: snapshot, from: logged),
+            appliedIndex: try hive.state().appliedIndex, bootstrapConfiguration: configuration)
+    }
+
+    /// Makes `state` durable when its term or vote changed (`raft.state`, atomically); the commit
+    /// index alone is not worth a write (docs/FORMATS.md).
+    func save(_ state: HardState) throws(ClusterError) {
+        if let written = writtenHardState, written.term == state.term && written.vote == state.vote { return }
+        try RaftHardStateFile.write(state, in: directory.path)
+        writtenHardState = state
     }
 
     /// Closes the hive and the log and releases the data-directory lock. Nothing may use the
@@ -68,8 +106,17 @@ final class NodeStorage {
             throw QuorumLogErrors.gap(first: first, checkpoint: checkpointIndex)
         }
         let hive = try openHive(directory, checkpoint: checkpoint, log: log, identity: identity, logger: logger)
-        let storage = NodeStorage(directory: directory, identity: identity, log: log, hive: hive, checkpointIndex: checkpointIndex)
-        try storage.replay(logger: logger)
+        let written = try RaftHardStateFile.read(in: directory.path)
+        let hardState: HardState
+        if let written {
+            hardState = written
+        } else {
+            hardState = try derivedHardState(identity: identity, log: log, hive: hive, logger: logger)
+        }
+        let storage = try NodeStorage(
+            directory: directory, identity: identity, log: log, hive: hive,
+            checkpoint: (checkpointIndex, checkpoint?.state.appliedTerm ?? 0), hardState: hardState, writtenHardState: written)
+        try storage.replay(through: hardState.commit, logger: logger)
         // Only now that recovery succeeded does anything move: the damaged files step aside so
         // that the next checkpoint takes a new sequence number and pruning keeps a valid one.
         for (path, _) in skipped {
@@ -81,6 +128,19 @@ final class NodeStorage {
         }
         if !skipped.isEmpty { try FileSystem.syncDirectory(directory.quorumDirectory, site: SyncSite("checkpoint.passed-over")) }
         return storage
+    }
+
+    /// The hard state of a data directory without `raft.state`: one written by format version 1
+    /// (before the Raft core), or one a restore just built. Either holds only committed entries
+    /// (a single node acknowledged an entry once it was durable; a restore writes a committed
+    /// history), so the commit index is the log's end; the term is the highest any file records,
+    /// so the next election goes past it.
+    private static func derivedHardState(identity: NodeIdentity, log: QuorumLog, hive: Hive, logger: Logger) throws(ClusterError) -> HardState {
+        let state = try hive.state()
+        let last = max(log.lastIndex ?? 0, state.appliedIndex)
+        let term = max(identity.currentTerm, log.lastIndex != nil ? log.lastTerm : 0, state.appliedTerm)
+        logger.notice("no raft.state yet: every entry of the log counts as committed", metadata: ["term": "\(term)", "commit": "\(last)"])
+        return HardState(term: term, vote: nil, commit: last)
     }
 
     private static func loadIdentity(_ directory: DataDirectory, _ configuration: NodeConfiguration) throws(ClusterError) -> NodeIdentity {
@@ -145,14 +205,16 @@ final class NodeStorage {
         return hive
     }
 
-    /// Applies every log entry past the hive's applied index.
-    private func replay(logger: Logger) throws(ClusterError) {
+    /// Applies the log entries past the hive's applied index that the durable commit index
+    /// covers (the rest waits for the replica to commit them).
+    private func replay(through commit: UInt64, logger: Logger) throws(ClusterError) {
         let applied = try hive.state().appliedIndex
-        let last = log.lastIndex ?? applied
-        if applied > last {
+        let end = log.lastIndex ?? applied
+        if applied > end {
             throw ClusterError(
-                .clusterLogCorrupt, "the hive has applied index \(applied) but the quorum log ends at \(last): acknowledged entries are missing")
+                .clusterLogCorrupt, "the hive has applied index \(applied) but the quorum log ends at \(end): acknowledged entries are missing")
         }
+        let last = min(end, commit)
         guard applied < last else { return }
         var chunk: [Hive.Committed] = []
         let hive = self.hive

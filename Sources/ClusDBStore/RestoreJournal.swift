@@ -126,6 +126,10 @@ public enum RestoreJournal {
         if FileSystem.exists(stagedIdentity) {
             try FileSystem.renameFile(stagedIdentity, to: FileSystem.join(dataDirectory, "node.json"), site: SyncSite("restore.rename"))
         }
+        // The restored files are another history: the old node's Raft hard state (its term, vote
+        // and commit index) does not describe them. Without it the next start derives one from
+        // the restored files, every entry of which is committed (docs/FORMATS.md, raft.state).
+        try FileSystem.removeFile(FileSystem.join(dataDirectory, RaftHardStateFile.fileName))
         Failpoint.hit("restore-before-cleanup")
         try FileSystem.removeTree(staging)
         try FileSystem.syncDirectory(dataDirectory, site: SyncSite("restore.directory"))

@@ -54,10 +54,13 @@ struct ClusterNodeTests {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let exported: [UInt8]
+        let firstTerm: UInt64
         do {
             let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
+            firstTerm = node.status.term
             let result = try await Self.set(node, #"A\B"#, "v", .string("one"))
-            #expect(result.index == 1 && result.outcome == .done)
+            // Each start is a new term whose no-op comes first: the first write is at 2.
+            #expect(result.index == 2 && result.outcome == .done)
             #expect(try await Self.applied(node).queryValue(key: try KeyPath(#"A\B"#), name: "v") == .string("one"))
             let failed = try await node.propose(.deleteKey(try KeyPath("A"), recursive: false))
             #expect(failed.outcome == .failed(ClusterError(.accessDenied, "key \"A\" has subkeys; delete them first or delete recursively")))
@@ -67,8 +70,9 @@ struct ClusterNodeTests {
         let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
         defer { node.stop() }
         #expect(try await Self.applied(node).export(.root).jsonBytes() == exported)
-        #expect(node.status.commitIndex == 2)
-        #expect(try await Self.set(node, "C", "w", .dword(1)).index == 3)
+        #expect(node.status.commitIndex == 4, "the restart's no-op follows the two writes")
+        #expect(node.status.term == firstTerm + 1, "each start campaigns in a new term")
+        #expect(try await Self.set(node, "C", "w", .dword(1)).index == 5)
     }
 
     @Test("Writes answered at commit are seen by every read that starts after the answer")
@@ -102,7 +106,7 @@ struct ClusterNodeTests {
         await #expect(throws: ClusterError.self) {
             try await node.propose(.setValue(key: .root, name: "bad\u{0}", value: .dword(1), createKey: false))
         }
-        #expect(node.status.commitIndex == 0)
+        #expect(node.status.commitIndex == 1, "only the start's no-op")
     }
 
     @Test("Writes that queue behind a held fsync share one group commit")
@@ -129,8 +133,8 @@ struct ClusterNodeTests {
         try await waitUntil("199 writes are queued") { node.status.pendingProposals == 199 }
         let groupsBefore = node.status.groupsAppended
         gate.release()
-        #expect(try await held.value == 2)
-        #expect(Set(try await queued.value) == Set(3...201))
+        #expect(try await held.value == 3)
+        #expect(Set(try await queued.value) == Set(4...202))
         // One group for the held write, exactly one more for everything queued behind it.
         #expect(node.status.groupsAppended == groupsBefore + 2)
     }
@@ -150,7 +154,7 @@ struct ClusterNodeTests {
             }
             return try await group.reduce(into: [UInt64]()) { $0.append($1) }
         }
-        #expect(Set(indexes) == Set(1...200))
+        #expect(Set(indexes) == Set(2...201), "after the start's no-op")
         let counts = try await Self.applied(node).counts()
         #expect(counts.values == 200)
 
@@ -279,8 +283,8 @@ struct ClusterNodeTests {
         try Data(bytes).write(to: URL(fileURLWithPath: segment))
         let node = try ClusterNode(configuration: Self.configuration(dir), logger: Self.logger)
         defer { node.stop() }
-        #expect(node.status.commitIndex == 1)
-        #expect(try await Self.set(node, "K", "w", .dword(2)).index == 2)
+        #expect(node.status.commitIndex == 3, "the first run's no-op and write, and this run's no-op")
+        #expect(try await Self.set(node, "K", "w", .dword(2)).index == 4)
     }
 }
 

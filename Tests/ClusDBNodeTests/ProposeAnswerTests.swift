@@ -1,5 +1,6 @@
 @testable import ClusDBNode
 import ClusDBModel
+import ClusDBRaft
 import ClusDBStore
 import ClusDBTestSupport
 import Foundation
@@ -19,6 +20,8 @@ struct ProposeAnswerTests {
         defer { dir.remove() }
         let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
         defer { node.stop() }
+        // The index of the start's no-op: writes follow it.
+        let base = node.status.commitIndex
         let total = 400
         let (stream, sink) = AsyncStream.makeStream(of: (Int, Result<CommitResult, ClusterError>).self)
         // An invalid write is refused before this call returns, without a log entry.
@@ -60,12 +63,12 @@ struct ProposeAnswerTests {
                 #expect(committed.outcome == .done, "proposal \(number)")
             }
         }
-        #expect(Set(indexes) == Set(1...UInt64(total)), "one index each, none for the refused write")
-        try await node.waitUntilApplied(UInt64(total))
+        #expect(Set(indexes) == Set(base + 1...base + UInt64(total)), "one index each, none for the refused write")
+        try await node.waitUntilApplied(base + UInt64(total))
         let counts = try await node.hive.counts()
         #expect(counts.values == total - total / 10)
         let status = node.status
-        #expect(status.appliedIndex == UInt64(total) && status.commitIndex == UInt64(total))
+        #expect(status.appliedIndex == base + UInt64(total) && status.commitIndex == base + UInt64(total))
         #expect(status.applyTransactions >= 1 && status.applyTransactions <= status.groupsAppended)
         node.stop()
         #expect(calls.load(ordering: .relaxed) == total, "no proposal answered twice, even after the stream stopped reading")
@@ -75,17 +78,25 @@ struct ProposeAnswerTests {
     static func group(first: UInt64, count: Int, bytes: Int = 8) throws -> ClusterNode.CommittedGroup {
         let command = HiveCommand.setValue(key: try KeyPath("K"), name: "v", value: .dword(1), createKey: true)
         let proposal = ClusterNode.Proposal(command: command, payload: [UInt8](repeating: 0, count: bytes), answer: nil)
-        return ClusterNode.CommittedGroup(proposals: Array(repeating: proposal, count: count), firstIndex: first)
+        let entries = (0..<count).map { RaftEntry(index: first + UInt64($0), term: 1, kind: .command, payload: proposal.payload) }
+        return ClusterNode.CommittedGroup(entries: entries, proposals: Array(repeating: proposal, count: count))
     }
 
     static func state(_ groups: [ClusterNode.CommittedGroup]) -> ClusterNode.Shared {
         let identity = NodeIdentityView(clusterName: "c", clusterID: "i", nodeName: "n", nodeID: "d", restoreGeneration: 0)
+        let replica: RaftReplica
+        do {
+            replica = try RaftReplica(id: 1, durable: DurableState(bootstrapConfiguration: RaftConfiguration(voters: [1])), random: RandomSource(seed: 1))
+        } catch {
+            preconditionFailure("an empty state starts: \(error)")
+        }
         var state = ClusterNode.Shared(
+            driver: ReplicaDriver(replica: replica, readNonce: 1),
             status: NodeStatus(
                 identity: identity, term: 1, commitIndex: 0, appliedIndex: 0, checkpointIndex: 0, logFirstIndex: nil,
                 logBytes: 0))
         state.committed = groups
-        state.committedEntries = groups.reduce(0) { $0 + $1.proposals.count }
+        state.committedEntries = groups.reduce(0) { $0 + $1.entries.count }
         return state
     }
 
@@ -102,7 +113,7 @@ struct ProposeAnswerTests {
         var batches: [(UInt64, Int)] = []
         while !state.committed.isEmpty {
             let batch = ClusterNode.takeApplyBatch(from: &state)
-            batches.append((batch.firstIndex, batch.proposals.count))
+            batches.append((batch.firstIndex, batch.entries.count))
         }
         #expect(batches.map(\.1) == [8, Limits.applyBatchEntriesMax - 2, Limits.applyBatchEntriesMax + 10, 1])
         #expect(batches.map(\.0) == [1, 9, 9 + UInt64(Limits.applyBatchEntriesMax - 2), 9 + UInt64(2 * Limits.applyBatchEntriesMax + 8)])
@@ -110,7 +121,7 @@ struct ProposeAnswerTests {
 
         let large = Limits.applyBatchBytesMax / 2 + 1
         var byBytes = Self.state([try Self.group(first: 1, count: 1, bytes: large), try Self.group(first: 2, count: 1, bytes: large)])
-        #expect(ClusterNode.takeApplyBatch(from: &byBytes).proposals.count == 1, "two halves over the byte limit go apart")
+        #expect(ClusterNode.takeApplyBatch(from: &byBytes).entries.count == 1, "two halves over the byte limit go apart")
         #expect(ClusterNode.takeApplyBatch(from: &byBytes).firstIndex == 2)
     }
 
@@ -121,12 +132,12 @@ struct ProposeAnswerTests {
         let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
         defer { node.stop() }
         var state = Self.state([])
-        let known = try Self.group(first: 1, count: 1).proposals[0]
+        guard let known = try Self.group(first: 1, count: 1).proposals[0] else { return }
         guard case .queued(wakeCommitThread: true) = node.admit(&state, known) else {
             Issue.record("the first write on an idle node must go to the commit thread")
             return
         }
-        #expect(state.leading && state.commitThreadLeads && state.pending.count == 1)
+        #expect(state.logStageHeld && state.commitThreadHoldsLogStage && state.pending.count == 1)
         guard case .queued(wakeCommitThread: false) = node.admit(&state, known) else {
             Issue.record("a write behind a leading commit thread only queues")
             return

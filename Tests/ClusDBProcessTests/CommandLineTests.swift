@@ -115,8 +115,9 @@ struct CommandLineTests {
         #expect(cluster?["name"] as? String == "prod")
         #expect((cluster?["id"] as? String)?.count == 36)
         #expect(json?["quorumOwner"] as? String == "alpha")
-        #expect(json?["term"] as? Int == 1)
-        #expect(json?["commitIndex"] as? Int == 1)
+        // A new cluster starts in term 1; its node campaigns into term 2, whose no-op is index 1.
+        #expect(json?["term"] as? Int == 2)
+        #expect(json?["commitIndex"] as? Int == 2)
         let members = json?["members"] as? [[String: Any]]
         #expect(members?.count == 1)
         let member = members?.first
@@ -124,7 +125,7 @@ struct CommandLineTests {
             #expect(member?[field] != nil, "member field \(field)")
         }
         #expect(member?["role"] as? String == "leader")
-        #expect(member?["appliedIndex"] as? Int == 1)
+        #expect(member?["appliedIndex"] as? Int == 2)
     }
 
     @Test("Clusters file: a registered name opens; endpoints of another cluster are refused with 5893")

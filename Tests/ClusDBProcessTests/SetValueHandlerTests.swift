@@ -62,11 +62,12 @@ struct SetValueHandlerTests {
         while answers.count < 7, let answer = connection.answer() { answers.append(answer) }
         try #require(answers.count == 7, "\(answers)")
         #expect(answers.map(\.status) == [200, 200, 200, 200, 200, 200, 404])
-        #expect(answers[0].body == #"{"index":1}"#)
-        #expect(answers[1].body == #"{"index":2}"#)
+        // Index 1 is the start's no-op (each start is a new Raft term).
+        #expect(answers[0].body == #"{"index":2}"#)
+        #expect(answers[1].body == #"{"index":3}"#)
         #expect(Self.dwordValue(answers[2].body) == 1)
-        #expect(answers[3].body.contains(#""commitIndex":2"#))
-        #expect(answers[4].body == #"{"index":3}"#)
+        #expect(answers[3].body.contains(#""commitIndex":3"#))
+        #expect(answers[4].body == #"{"index":4}"#)
         #expect(Self.dwordValue(answers[5].body) == 3)
         #expect(answers[6].body.contains("ERROR_FILE_NOT_FOUND"))
         // Nothing is owed to the router now: the event loop answers these, and closes the output
@@ -76,8 +77,8 @@ struct SetValueHandlerTests {
                 + Self.post("registry/set-value", Self.fastBody(#"P\A"#, "y", 6), close: true)
                 + Self.post("registry/set-value", Self.fastBody(#"P\A"#, "z", 7)))
         // The failed write of P\B was committed like any other (its outcome is the error).
-        #expect(connection.answer()?.body == #"{"index":5}"#)
         #expect(connection.answer()?.body == #"{"index":6}"#)
+        #expect(connection.answer()?.body == #"{"index":7}"#)
         #expect(connection.isClosedByServer(), "Connection: close is honoured")
         let check = try RawConnection(port: server.port)
         check.send(Self.post("registry/query-value", #"{"key":"P\\A","name":"z"}"#))
@@ -98,7 +99,7 @@ struct SetValueHandlerTests {
             (Self.fastBody(#"\S"#, "v", 1), Self.routerBody(#"\S"#, "v", 1)),
             (Self.fastBody(#"S\A\\B"#, "v", 1), Self.routerBody(#"S\A\\B"#, "v", 1)),
         ]
-        var index = 0
+        var index = 1  // the start's no-op
         for (fast, routed) in pairs {
             connection.send(Self.post("registry/set-value", fast))
             let first = try #require(connection.answer())
@@ -138,7 +139,7 @@ struct SetValueHandlerTests {
         connection.send(String(decoding: bytes[..<(bytes.count - 20)], as: UTF8.self))
         usleep(50_000)
         connection.send(String(decoding: bytes[(bytes.count - 20)...], as: UTF8.self))
-        #expect(connection.answer()?.body == #"{"index":1}"#)
+        #expect(connection.answer()?.body == #"{"index":2}"#, "after the start's no-op")
         let body = Self.fastBody(#"C\A"#, "v", 8)
         let middle = body.index(body.startIndex, offsetBy: 10)
         let first = String(body[..<middle])
@@ -148,7 +149,7 @@ struct SetValueHandlerTests {
                 + String(first.utf8.count, radix: 16) + "\r\n" + first + "\r\n")
         usleep(50_000)
         connection.send(String(rest.utf8.count, radix: 16) + "\r\n" + rest + "\r\n0\r\n\r\n")
-        #expect(connection.answer()?.body == #"{"index":2}"#)
+        #expect(connection.answer()?.body == #"{"index":3}"#)
         connection.send(Self.post("registry/query-value", #"{"key":"C\\A","name":"v"}"#))
         #expect(Self.dwordValue(connection.answer()?.body ?? "") == 8)
     }
