@@ -63,6 +63,15 @@ public protocol FileLayerObserver: AnyObject, Sendable {
     func didRemove(_ path: String)
     /// The directory `path` was created.
     func didMakeDirectory(_ path: String)
+    /// Asked before `count` bytes are written at `offset` of `path`.
+    /// - Returns: an `errno` to fail the write with, before any byte is written (a test's full
+    ///   disk), or nil to let it happen. Observers that only watch need not implement it.
+    func writeFailure(_ path: String, offset: Int, count: Int) -> Int32?
+}
+
+extension FileLayerObserver {
+    /// Lets every write happen.
+    public func writeFailure(_ path: String, offset: Int, count: Int) -> Int32? { nil }
 }
 
 /// The registry of ``FileLayerObserver``s: ``SystemFile`` and ``FileSystem`` report each

@@ -51,6 +51,8 @@ public final class SystemFile {
     /// Writes all of `bytes` at `offset`, retrying short writes and EINTR.
     /// - Throws: ``ClusterError`` (`ERROR_DISK_FULL` for ENOSPC).
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(ClusterError) {
+        let observer = FileLayer.observer(of: path)
+        if let code = observer?.writeFailure(path, offset: offset, count: bytes.count) { throw FileSystem.error(code, "write", path) }
         var written = 0
         while written < bytes.count {
             let result = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
@@ -61,7 +63,7 @@ public final class SystemFile {
             precondition(result > 0, "pwrite returned 0 for a non-empty buffer")
             written += result
         }
-        FileLayer.observer(of: path)?.didWrite(path, offset: offset, bytes: bytes)
+        observer?.didWrite(path, offset: offset, bytes: bytes)
     }
 
     /// Writes all of `bytes` at `offset`.

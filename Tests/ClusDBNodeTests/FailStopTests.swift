@@ -120,4 +120,61 @@ struct FailStopTests {
         #expect(try await hive.queryValue(key: try KeyPath("Durable"), name: "v") == .dword(1))
         await #expect(throws: ClusterError.self) { try await hive.openKey(try KeyPath("Queued")) }
     }
+
+    /// Fails every write into a quorum-log segment while armed: the log's disk is full.
+    final class FullLogDisk: FileLayerObserver, @unchecked Sendable {
+        let root: String
+        let armed = Mutex(false)
+        init(root: String) { self.root = root }
+        func writeFailure(_ path: String, offset: Int, count: Int) -> Int32? {
+            path.hasSuffix(".seg") && armed.withLock { $0 } ? ENOSPC : nil
+        }
+        func didCreateFile(_ path: String) {}
+        func didWrite(_ path: String, offset: Int, bytes: UnsafeRawBufferPointer) {}
+        func didTruncate(_ path: String, length: Int) {}
+        func willSyncFile(_ path: String, site: SyncSite) -> Bool { true }
+        func willSyncDirectory(_ path: String, site: SyncSite) -> Bool { true }
+        func didRename(_ from: String, to: String) {}
+        func didRemove(_ path: String) {}
+        func didMakeDirectory(_ path: String) {}
+    }
+
+    @Test("A write the log cannot take is answered with the disk's error; later writes are not written, reads go on, and a restart has neither")
+    func logWriteFailure() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
+        _ = try await ClusterNodeTests.set(node, "Before", "v", .dword(1))
+        let disk = FullLogDisk(root: dir.file("data"))
+        FileLayer.install(disk)
+        disk.armed.withLock { $0 = true }
+        do {
+            _ = try await ClusterNodeTests.set(node, "Full", "v", .dword(2))
+            Issue.record("a write the log refused was acknowledged")
+        } catch {
+            #expect((error as? ClusterError)?.code == .diskFull, "\(error)")
+        }
+        disk.armed.withLock { $0 = false }
+        // The replica holds the refused entry as handed out: only a restart makes its view the
+        // disk's again, so even with room again nothing more is written.
+        do {
+            _ = try await ClusterNodeTests.set(node, "After", "v", .dword(3))
+            Issue.record("a write after the log failure was accepted")
+        } catch {
+            let failure = error as? ClusterError
+            #expect(failure?.code == .diskFull && failure?.message.hasPrefix("not written") == true, "\(error)")
+        }
+        let seen = try await node.read { (hive) throws(ClusterError) in try await hive.queryValue(key: try KeyPath("Before"), name: "v") }
+        #expect(seen == .dword(1), "reads of the applied hive go on")
+        node.stop()
+        FileLayer.remove(disk)
+
+        let restarted = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
+        defer { restarted.stop() }
+        let hive = try await ClusterNodeTests.applied(restarted)
+        #expect(try await hive.queryValue(key: try KeyPath("Before"), name: "v") == .dword(1))
+        await #expect(throws: ClusterError.self, "the refused write is not there") { try await hive.openKey(try KeyPath("Full")) }
+        await #expect(throws: ClusterError.self) { try await hive.openKey(try KeyPath("After")) }
+        #expect(try await ClusterNodeTests.set(restarted, "Later", "v", .dword(4)).outcome == .done)
+    }
 }
