@@ -97,12 +97,15 @@ public enum ClusterRestore {
         if let quorumPath { try prepareQuorumPath(quorumPath) }
         try writeQuorumDirectory(backup, target: target, logBytes: built.logEnd, into: quorumDirectory)
         let sameCluster = previous?.clusterID == manifest.cluster.id
+        // The node's current term is in raft.state (node.json's is a floor a restore sets): the
+        // restored node starts past it, so its term never goes back. The file goes in the swap.
+        let previousTerm = max(previous?.currentTerm ?? 0, (try? RaftHardStateFile.read(in: directory.path))??.term ?? 0)
         let identity = NodeIdentity(
             clusterName: manifest.cluster.name, clusterID: manifest.cluster.id,
             nodeName: previous?.nodeName ?? manifest.node,
             nodeID: previous?.nodeID ?? UUID().uuidString.lowercased(),
             restoreGeneration: max(manifest.restoreGeneration, previous?.restoreGeneration ?? 0) + 1,
-            currentTerm: max(built.state.appliedTerm, manifest.term, sameCluster ? previous?.currentTerm ?? 0 : 0) + 1)
+            currentTerm: max(built.state.appliedTerm, manifest.term, sameCluster ? previousTerm : 0) + 1)
         try FileSystem.writeAtomically(identity.jsonBytes(), to: FileSystem.join(staging, "node.json"), site: SyncSite("restore.identity"))
         try FileSystem.syncDirectory(staging, site: SyncSite("restore.directory"))
         Failpoint.hit("restore-before-commit")

@@ -284,8 +284,9 @@ extension ClusterNode {
     ///
     /// A failure to write is fail-stop for writes: the replica holds the entries in memory as
     /// handed out, and only a restart makes its view the disk's again. Every write waiting in
-    /// the driver is answered with the error; it is not durable (a failed append cuts its
-    /// partial write off, and a failed fdatasync stops the process).
+    /// the driver is answered "not written" with the error's code: it is not durable (a failed
+    /// append cuts its partial write off, and a failed fdatasync stops the process), so a retry
+    /// after the restart is safe.
     private func persist(_ ready: Ready) {
         do throws(ClusterError) {
             try persistDurably(ready)
@@ -296,7 +297,7 @@ extension ClusterNode {
                 state.persistFailure = failure
                 var followups = Followups()
                 for case .retry(let proposal, _) in state.driver.handBackAllRequests() {
-                    if let answer = proposal.answer { followups.answers.append((answer, .failure(error))) }
+                    if let answer = proposal.answer { followups.answers.append((answer, .failure(Self.notWritten(failure)))) }
                 }
                 return followups
             }
@@ -439,7 +440,15 @@ extension ClusterNode {
             state.status.applyTransactions += 1
             let ready = state.applyWaiters.filter { $0.index <= last }
             state.applyWaiters.removeAll { $0.index <= last }
-            return (ready, Self.absorb(state.driver.applied(through: last), into: &state))
+            let followups = Self.absorb(state.driver.applied(through: last), into: &state)
+            // The only member needs no entry it applied: nobody will ask it for them (a follower
+            // behind would, from issue 11 on). Keeping them until the next checkpoint would grow
+            // the process with the log, and checkpoints wait while a backup runs.
+            let replica = state.driver.replica
+            if replica.configuration.voters == [replica.id] && replica.configuration.learners.isEmpty {
+                state.driver.compact(through: last)
+            }
+            return (ready, followups)
         }
         for waiter in ready { waiter.continuation.resume(returning: nil) }
         followups.run(on: self)

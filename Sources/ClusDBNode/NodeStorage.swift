@@ -59,9 +59,17 @@ final class NodeStorage {
         let snapshot = checkpointIndex > 0 ? SnapshotMetadata(index: checkpointIndex, term: checkpointTerm, configuration: configuration) : nil
         let from = max(log.firstEntryIndex, checkpointIndex)
         let logged = log.lastEntryIndex >= from ? try log.raftEntries(from: from, through: log.lastEntryIndex, maxBytes: Int.max) : []
+        let entries = DurableState.entries(continuing: snapshot, from: logged)
+        if entries.isEmpty, let snapshot, log.lastEntryIndex > snapshot.index {
+            // The log does not continue the checkpoint (another term at its index): a node never
+            // writes that, and starting would let the term's no-op replace the durable entries.
+            throw ClusterError(
+                .clusterLogCorrupt,
+                "the quorum log does not continue checkpoint \(snapshot.index) (term \(snapshot.term)): its entry there has term \(log.term(at: snapshot.index).map(String.init) ?? "none")")
+        }
         return DurableState(
-            hardState: hardState, snapshot: snapshot, entries: DurableState.entries(continuing: snapshot, from: logged),
-            appliedIndex: try hive.state().appliedIndex, bootstrapConfiguration: configuration)
+            hardState: hardState, snapshot: snapshot, entries: entries, appliedIndex: try hive.state().appliedIndex,
+            bootstrapConfiguration: configuration)
     }
 
     /// Makes `state` durable when its term or vote changed (`raft.state`, atomically); the commit

@@ -3,9 +3,11 @@ import ClusDBModel
 /// The replica's view of its log: the entries after the last snapshot (compacted prefix), in
 /// memory, with the indexes that are durable, committed and applied.
 ///
-/// Why all in memory: the log is bounded by `Quorum\MaxQuorumLogSize` and compaction, the driver
-/// shares the payload arrays (copy-on-write), and a pure replica must not read files. The driver
-/// loads it at start-up from the quorum log.
+/// Why all in memory: the driver compacts it (after each checkpoint; a node that is its
+/// cluster's only member after each apply), the driver shares the payload arrays
+/// (copy-on-write), and a pure replica must not read files. The driver loads it at start-up from
+/// the quorum log. (A follower far behind is served from memory too: reading older entries from
+/// the quorum log, bounded by `Quorum\MaxQuorumLogSize`, is issue 11's.)
 struct RaftLog: Sendable {
     /// The index and term of the last entry covered by the snapshot (0, 0 with none).
     private(set) var snapshotIndex: UInt64

@@ -222,7 +222,10 @@ public struct RaftReplica: Sendable {
             handedOutHardState = current
         }
         ready.entries = log.takeUnstable()
-        ready.committedEntries = log.takeCommitted(maxBytes: Self.applyBytesPerReady)
+        // Entries applied before a snapshot's image is installed would be wiped by it: a Ready
+        // with a snapshot hands out none (at start-up the commit index can pass the snapshot
+        // before the image is installed; they follow in the next Ready).
+        if ready.snapshot == nil { ready.committedEntries = log.takeCommitted(maxBytes: Self.applyBytesPerReady) }
         return ready
     }
 

@@ -219,7 +219,7 @@ struct PowerLossTests {
     /// `log.torn-tail` is made durable by the next append's sync at the latest.
     static let writePathSites: [SyncSite] = [
         .logAppend, SyncSite.logSegment.file, SyncSite.logSegment.directory, SyncSite.checkpoint.file,
-        SyncSite("checkpoint.sum").file,
+        SyncSite("checkpoint.sum").file, RaftHardStateFile.site.file, RaftHardStateFile.site.directory,
     ]
 
     @Test("Without any one sync of the write path, some power loss loses an answered write", arguments: writePathSites)

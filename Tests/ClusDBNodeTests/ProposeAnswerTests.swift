@@ -125,6 +125,18 @@ struct ProposeAnswerTests {
         #expect(ClusterNode.takeApplyBatch(from: &byBytes).firstIndex == 2)
     }
 
+    @Test("The only member keeps no applied entry in memory: the replica's log is compacted after each apply")
+    func appliedEntriesLeaveMemory() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
+        defer { node.stop() }
+        for number in 0..<50 { _ = try await ClusterNodeTests.set(node, "K", "v\(number)", .dword(UInt32(number))) }
+        try await node.waitUntilApplied(node.status.commitIndex)
+        let (first, applied) = node.shared.withLock { ($0.driver.replica.firstIndex, $0.driver.replica.appliedIndex) }
+        #expect(first == applied + 1, "entries after \(first - 1) are held, \(applied) applied")
+    }
+
     @Test("A proposer never runs the log stage: the first queued write wakes the commit thread, later ones only queue")
     func proposersOnlyQueue() throws {
         let dir = TemporaryDirectory()

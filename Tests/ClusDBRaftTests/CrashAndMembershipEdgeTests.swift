@@ -213,6 +213,28 @@ struct CrashAndMembershipEdgeTests {
         #expect(replica.takeReady().snapshot == snapshot)
     }
 
+    @Test("A Ready that reinstalls the snapshot hands out no committed entries, even when start-up raised the commit index past it")
+    func snapshotReadyCarriesNoCommittedEntries() throws {
+        // The log continues the snapshot with two membership changes: start-up takes the first
+        // as committed (review finding: the image must be installed before anything is applied
+        // on top of it, or the entries would be wiped by it).
+        let configuration = RaftConfiguration(voters: [1, 2, 3])
+        let snapshot = SnapshotMetadata(index: 4, term: 1, configuration: configuration)
+        let entries = [
+            RaftEntry(index: 5, term: 1, kind: .noOp),
+            RaftEntry(index: 6, term: 1, kind: .configurationChange, payload: ConfigurationChange.addLearner(4).encoded),
+            RaftEntry(index: 7, term: 1, kind: .configurationChange, payload: ConfigurationChange.promoteLearner(4).encoded),
+        ]
+        let state = DurableState(
+            hardState: HardState(term: 1, vote: nil, commit: 4), snapshot: snapshot, entries: entries, appliedIndex: 2,
+            bootstrapConfiguration: configuration)
+        var replica = try RaftReplica(id: 1, durable: state, options: RaftTestNetwork.testOptions, random: RandomSource(seed: 1))
+        #expect(replica.commitIndex == 6)
+        let first = replica.takeReady()
+        #expect(first.snapshot == snapshot && first.committedEntries.isEmpty)
+        #expect(replica.takeReady().committedEntries.map(\.index) == [5, 6], "they follow once the image is in")
+    }
+
     @Test("Start-up keeps the log after a snapshot only where it holds the snapshot's last entry (Figure 13)")
     func logContinuingSnapshot() {
         let snapshot = SnapshotMetadata(index: 5, term: 2, configuration: RaftConfiguration(voters: [1]))
