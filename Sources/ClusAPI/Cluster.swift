@@ -23,6 +23,7 @@ public final class Cluster: Sendable {
     public var endpoints: [String] { transport.endpoints }
     private let transport: HTTPTransport
     private let closed = Mutex(false)
+    private let sessions = SessionPool()
 
     init(transport: HTTPTransport, status: ClientProtocol.StatusResponse) {
         self.transport = transport
@@ -42,6 +43,15 @@ public final class Cluster: Sendable {
     private func live() throws(ClusterError) -> HTTPTransport {
         if closed.withLock({ $0 }) { throw ClusterError(.invalidHandle, "the cluster handle is closed") }
         return transport
+    }
+
+    /// Sends a write in a client session of this handle (``SessionPool``): a retry after a lost
+    /// answer is applied once.
+    private func write(_ path: String, _ body: some Encodable) async throws(ClusterError) -> ClientProtocol.WriteResponse {
+        let transport = try live()
+        let session = sessions.take()
+        defer { sessions.giveBack(session) }
+        return try await transport.call(path, body, session: session)
     }
 
     // MARK: Status
@@ -64,7 +74,7 @@ public final class Cluster: Sendable {
     /// Creates a key and its missing parents, or opens it (`ClusterRegCreateKey`).
     @discardableResult
     public func createKey(_ key: String) async throws(ClusterError) -> KeyDisposition {
-        let answer: ClientProtocol.WriteResponse = try await live().call("registry/create-key", ClientProtocol.KeyRequest(key: key))
+        let answer = try await write("registry/create-key", ClientProtocol.KeyRequest(key: key))
         return answer.created == true ? .createdNewKey : .openedExistingKey
     }
 
@@ -76,8 +86,7 @@ public final class Cluster: Sendable {
     /// Deletes a key (`ClusterRegDeleteKey`): a key with subkeys is `ERROR_ACCESS_DENIED` unless
     /// `recursive`.
     public func deleteKey(_ key: String, recursive: Bool = false) async throws(ClusterError) {
-        let _: ClientProtocol.WriteResponse = try await live().call(
-            "registry/delete-key", ClientProtocol.DeleteKeyRequest(key: key, recursive: recursive))
+        _ = try await write("registry/delete-key", ClientProtocol.DeleteKeyRequest(key: key, recursive: recursive))
     }
 
     /// The subkeys and values of a key (`ClusterRegEnumKey` and `ClusterRegEnumValue`).
@@ -94,7 +103,7 @@ public final class Cluster: Sendable {
     public func setValue(
         key: String, name: String, value: RegistryValue, createKey: Bool = false
     ) async throws(ClusterError) -> UInt64 {
-        let answer: ClientProtocol.WriteResponse = try await live().call(
+        let answer = try await write(
             "registry/set-value", ClientProtocol.SetValueRequest(key: key, name: name, value: value, createKey: createKey))
         return answer.index
     }
@@ -106,8 +115,7 @@ public final class Cluster: Sendable {
 
     /// Deletes one value (`ClusterRegDeleteValue`); a missing one is `ERROR_FILE_NOT_FOUND`.
     public func deleteValue(key: String, name: String) async throws(ClusterError) {
-        let _: ClientProtocol.WriteResponse = try await live().call(
-            "registry/delete-value", ClientProtocol.ValueRequest(key: key, name: name))
+        _ = try await write("registry/delete-value", ClientProtocol.ValueRequest(key: key, name: name))
     }
 
     // MARK: Backup
@@ -180,8 +188,7 @@ public final class Cluster: Sendable {
     /// - Returns: the log index the batch was committed at.
     @discardableResult
     public func executeBatch(_ batch: RegistryBatch) async throws(ClusterError) -> UInt64 {
-        let answer: ClientProtocol.WriteResponse = try await live().call(
-            "registry/batch", ClientProtocol.BatchRequest(key: batch.root, commands: batch.commands))
+        let answer = try await write("registry/batch", ClientProtocol.BatchRequest(key: batch.root, commands: batch.commands))
         return answer.index
     }
 

@@ -10,7 +10,9 @@ import Synchronization
 ///
 /// A request moves on to the next endpoint only when the connection could not be made (so it was
 /// never sent); any later failure reports `ERROR_CLUSTER_NODE_DOWN` with the outcome unknown,
-/// because a write might have been committed.
+/// because a write might have been committed — unless the write carries a client session: then
+/// it is sent again, with the same session and number, up to ``sessionAttemptsMax`` times in
+/// all, and the hive applies it once and answers a retry with the first outcome.
 ///
 /// Why not URLSession: on Linux it is libcurl, and loading it (with OpenSSL, GnuTLS, Kerberos and
 /// LDAP behind it) and setting it up cost a one-write `clusdb reg set` about half of its time
@@ -42,16 +44,35 @@ final class HTTPTransport: Sendable {
         for socket in sockets { close(socket) }
     }
 
-    /// Sends `body` to `path` (GET when nil) and returns the 200 answer's bytes.
+    /// Attempts of a write in a client session whose outcome stayed unknown (the connection
+    /// failed after the request was sent).
+    static let sessionAttemptsMax = 3
+    /// Pause before a session retry, times the attempts so far.
+    static let sessionRetryPauseMicroseconds = 100_000
+
+    /// Sends `body` to `path` (GET when nil) and returns the 200 answer's bytes; a write with a
+    /// `session` carries it in the `ClusDB-Session` header and is retried while its outcome is
+    /// unknown.
     /// - Throws: the service's ``ClusterError``, or `ERROR_CLUSTER_NODE_DOWN`.
-    func send(_ path: String, body: Data?) async throws(ClusterError) -> Data {
+    func send(_ path: String, body: Data?, session: ClientSession? = nil) async throws(ClusterError) -> Data {
         let bytes = body.map { [UInt8]($0) }
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Data, ClusterError>, Never>) in
             let thread = Thread { [self] in
-                do throws(ClusterError) {
-                    continuation.resume(returning: .success(try sendBlocking(path, body: bytes)))
-                } catch {
-                    continuation.resume(returning: .failure(error))
+                var attempt = 1
+                while true {
+                    do throws(ClusterError) {
+                        continuation.resume(returning: .success(try sendBlocking(path, body: bytes, session: session)))
+                        return
+                    } catch {
+                        guard session != nil, error.code == .clusterNodeDown, attempt < Self.sessionAttemptsMax else {
+                            continuation.resume(returning: .failure(error))
+                            return
+                        }
+                        // A node that just failed may be restarting: give it a moment, longer
+                        // each time.
+                        usleep(useconds_t(Self.sessionRetryPauseMicroseconds * attempt))
+                        attempt += 1
+                    }
                 }
             }
             thread.start()
@@ -59,7 +80,7 @@ final class HTTPTransport: Sendable {
         return try result.get()
     }
 
-    private func sendBlocking(_ path: String, body: [UInt8]?) throws(ClusterError) -> Data {
+    private func sendBlocking(_ path: String, body: [UInt8]?, session: ClientSession?) throws(ClusterError) -> Data {
         if closed.withLock({ $0 }) { throw ClusterError(.invalidHandle, "the cluster handle is closed") }
         var lastProblem = "no endpoint given"
         for endpoint in endpoints {
@@ -67,7 +88,7 @@ final class HTTPTransport: Sendable {
             // answer: the node never read the request (it closes only idle connections), so one
             // fresh connection is tried.
             if let socket = takeIdle(endpoint) {
-                switch exchange(socket, endpoint, path, body) {
+                switch exchange(socket, endpoint, path, body, session) {
                 case .answered(let data): return data
                 case .failed(let error): throw error
                 case .closedBeforeAnswer: break
@@ -84,7 +105,7 @@ final class HTTPTransport: Sendable {
                 case .failed(let failure): throw failure
                 }
             }
-            switch exchange(socket, endpoint, path, body) {
+            switch exchange(socket, endpoint, path, body, session) {
             case .answered(let data): return data
             case .failed(let error): throw error
             case .closedBeforeAnswer:
@@ -102,8 +123,9 @@ final class HTTPTransport: Sendable {
     }
 
     /// One request and its answer on `socket`; the socket is pooled again or closed.
-    private func exchange(_ socket: Int32, _ endpoint: String, _ path: String, _ body: [UInt8]?) -> Exchange {
+    private func exchange(_ socket: Int32, _ endpoint: String, _ path: String, _ body: [UInt8]?, _ session: ClientSession?) -> Exchange {
         var head = (body == nil ? "GET " : "POST ") + "\(ClientProtocol.prefix)/\(path) HTTP/1.1\r\nHost: \(endpoint)\r\n"
+        if let session { head += "\(ClientSession.headerName): \(session.headerValue)\r\n" }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
         head += "\r\n"
         var reader = StreamingHTTPClient.SocketReader(socket: socket, endpoint: endpoint)
@@ -166,14 +188,14 @@ final class HTTPTransport: Sendable {
     }
 
     /// Sends an encodable body and decodes the answer.
-    func call<Answer: Decodable>(_ path: String, _ body: some Encodable) async throws(ClusterError) -> Answer {
+    func call<Answer: Decodable>(_ path: String, _ body: some Encodable, session: ClientSession? = nil) async throws(ClusterError) -> Answer {
         let data: Data
         do {
             data = try JSONEncoder().encode(body)
         } catch {
             throw ClusterError(.invalidParameter, "the request could not be encoded: \(error)")
         }
-        return try decode(try await send(path, body: data))
+        return try decode(try await send(path, body: data, session: session))
     }
 
     func decode<Answer: Decodable>(_ data: Data) throws(ClusterError) -> Answer {

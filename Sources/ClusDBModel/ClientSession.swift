@@ -24,6 +24,30 @@ public struct ClientSession: Sendable, Hashable {
         if client == 0 { throw ClusterError(.invalidParameter, "a session's client id must not be 0") }
         if sequence == 0 { throw ClusterError(.invalidParameter, "a session's sequence numbers start at 1") }
     }
+
+    /// The HTTP header a write carries its session in (docs/HTTP_API.md, "Client sessions").
+    public static let headerName = "ClusDB-Session"
+
+    /// The header's value: the client id and the sequence number in decimal, `client/sequence`.
+    public var headerValue: String { "\(client)/\(sequence)" }
+
+    /// Reads ``headerValue``.
+    /// - Throws: `ERROR_INVALID_PARAMETER` naming the header for anything else, or a zero part.
+    public init(headerValue: String) throws(ClusterError) {
+        let parts = headerValue.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+            let client = UInt64(parts[0]), let sequence = UInt64(parts[1])
+        else {
+            throw ClusterError(
+                .invalidParameter, "the \(Self.headerName) header must be CLIENT/SEQUENCE in decimal, not \"\(headerValue.prefix(64))\"")
+        }
+        self.init(client: client, sequence: sequence)
+        do {
+            try validate()
+        } catch {
+            throw ClusterError(.invalidParameter, "the \(Self.headerName) header \"\(headerValue)\": \(error.message)")
+        }
+    }
 }
 
 /// How long the hive remembers sessions. Part of the replicated state's rules: every replica must

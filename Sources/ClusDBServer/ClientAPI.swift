@@ -3,6 +3,7 @@ import ClusDBModel
 import ClusDBNode
 import ClusDBStore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -18,24 +19,24 @@ struct ClientAPI: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         let prefix = ClientProtocol.prefix
         router.get("\(prefix)/status") { _, _ in json(status()) }
-        route(router, "registry/create-key") { (request: ClientProtocol.KeyRequest) in
-            let result = try await commit(.createKey(try KeyPath(request.key)))
+        writeRoute(router, "registry/create-key") { (request: ClientProtocol.KeyRequest, session) in
+            let result = try await commit(.createKey(try KeyPath(request.key)), session: session)
             return ClientProtocol.WriteResponse(index: result.index, created: result.outcome == .keyCreated)
         }
-        route(router, "registry/set-value") { (request: ClientProtocol.SetValueRequest) in
+        writeRoute(router, "registry/set-value") { (request: ClientProtocol.SetValueRequest, session) in
             let command = HiveCommand.setValue(
                 key: try KeyPath(request.key), name: request.name, value: request.value, createKey: request.createKey)
-            return ClientProtocol.WriteResponse(index: try await commit(command).index)
+            return ClientProtocol.WriteResponse(index: try await commit(command, session: session).index)
         }
-        route(router, "registry/delete-value") { (request: ClientProtocol.ValueRequest) in
+        writeRoute(router, "registry/delete-value") { (request: ClientProtocol.ValueRequest, session) in
             let command = HiveCommand.deleteValue(key: try KeyPath(request.key), name: request.name)
-            return ClientProtocol.WriteResponse(index: try await commit(command).index)
+            return ClientProtocol.WriteResponse(index: try await commit(command, session: session).index)
         }
-        route(router, "registry/delete-key") { (request: ClientProtocol.DeleteKeyRequest) in
+        writeRoute(router, "registry/delete-key") { (request: ClientProtocol.DeleteKeyRequest, session) in
             let command = HiveCommand.deleteKey(try KeyPath(request.key), recursive: request.recursive)
-            return ClientProtocol.WriteResponse(index: try await commit(command).index)
+            return ClientProtocol.WriteResponse(index: try await commit(command, session: session).index)
         }
-        route(router, "registry/batch") { (request: ClientProtocol.BatchRequest) in
+        writeRoute(router, "registry/batch") { (request: ClientProtocol.BatchRequest, session) in
             let root: KeyPath
             do throws(ClusterError) {
                 root = try KeyPath(request.key)
@@ -43,7 +44,7 @@ struct ClientAPI: Sendable {
                 throw ClusterError(error.code, error.message, failedCommand: -1)
             }
             let command = HiveCommand.batch(root: root, commands: request.commands.map(\.command))
-            return ClientProtocol.WriteResponse(index: try await commit(command).index)
+            return ClientProtocol.WriteResponse(index: try await commit(command, session: session).index)
         }
         route(router, "registry/open-key") { (request: ClientProtocol.KeyRequest) in
             let path = try KeyPath(request.key)
@@ -116,9 +117,38 @@ struct ClientAPI: Sendable {
         }
     }
 
-    /// Proposes a command; a failed outcome becomes the thrown error.
-    private func commit(_ command: HiveCommand) async throws(ClusterError) -> CommitResult {
-        let result = try await node.propose(command)
+    /// Registers `POST /v1/<path>` for a write: like ``route(_:_:_:)``, and the request's
+    /// client session (the `ClusDB-Session` header), if it has one, goes to the handler. A
+    /// malformed header is `ERROR_INVALID_PARAMETER`, before anything is proposed.
+    private func writeRoute<Body: Decodable & SendableMetatype, Answer: Encodable & SendableMetatype>(
+        _ router: Router<BasicRequestContext>, _ path: String,
+        _ handler: @escaping @Sendable (Body, ClientSession?) async throws -> Answer
+    ) {
+        router.post("\(ClientProtocol.prefix)/\(path)") { request, _ -> Response in
+            do {
+                let session = try Self.session(of: request.head)
+                let body: Body = try await decode(request, maxBytes: ServerLimits.bodyMaxBytes(path: request.head.path))
+                return json(try await handler(body, session))
+            } catch {
+                return failure(error)
+            }
+        }
+    }
+
+    /// The `ClusDB-Session` header of a request: nil without one.
+    /// - Throws: `ERROR_INVALID_PARAMETER` for a malformed one (or two of them).
+    static func session(of head: HTTPRequest) throws(ClusterError) -> ClientSession? {
+        guard let name = HTTPField.Name(ClientSession.headerName) else { preconditionFailure("a valid header name") }
+        let values = head.headerFields[values: name]
+        guard let value = values.first else { return nil }
+        guard values.count == 1 else { throw ClusterError(.invalidParameter, "a write carries one \(ClientSession.headerName) header") }
+        return try ClientSession(headerValue: value)
+    }
+
+    /// Proposes a command (inside its client session, when it has one); a failed outcome becomes
+    /// the thrown error. A session's retry is answered with the first outcome.
+    private func commit(_ command: HiveCommand, session: ClientSession? = nil) async throws(ClusterError) -> CommitResult {
+        let result = try await node.propose(session.map { .sessioned($0, command) } ?? command)
         if case .failed(let error) = result.outcome { throw error }
         return result
     }

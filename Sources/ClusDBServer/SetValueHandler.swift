@@ -209,7 +209,7 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             state = .awaitingNode(closeAfter: Self.asksToClose(head))
-            propose(request, context: context)
+            propose(request, head: head, context: context)
         case (.forwarding(let thenClose), .end):
             state = thenClose ? .closing : .idle
             context.fireChannelRead(wrapInboundOut(part))
@@ -245,11 +245,13 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(quiesce)
     }
 
-    private func propose(_ request: ClientProtocol.SetValueRequest, context: ChannelHandlerContext) {
+    private func propose(_ request: ClientProtocol.SetValueRequest, head: HTTPRequest, context: ChannelHandlerContext) {
         let command: HiveCommand
         do {
-            command = .setValue(
+            let write = HiveCommand.setValue(
                 key: try KeyPath(request.key), name: request.name, value: request.value, createKey: request.createKey)
+            // The router's own reading of the header, so both answer a bad one alike.
+            command = try ClientAPI.session(of: head).map { .sessioned($0, write) } ?? write
         } catch {
             answer(.failure(error), context: context)
             return
