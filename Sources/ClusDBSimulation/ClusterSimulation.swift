@@ -110,7 +110,8 @@ public struct ClusterSimulation {
         return SimulationReport(
             seed: options.seed, nodes: options.nodes, violations: checker.violations, traceDigest: digest.value, statistics: statistics,
             history: history, milestones: milestones,
-            replayFlags: (options.diskDirectory.map { " --disks \($0)" } ?? "") + options.skippedSyncSites.sorted().map { " --skip-sync \($0)" }.joined())
+            replayFlags: (options.diskDirectory.map { " --disks \($0)" } ?? "") + options.skippedSyncSites.sorted().map { " --skip-sync \($0)" }.joined()
+                + (options.fullDiskRate > 0 ? " --full-disks \(options.fullDiskRate)" : ""))
     }
 
     // MARK: Nodes
@@ -207,6 +208,14 @@ public struct ClusterSimulation {
     private mutating func completePersistence(_ id: NodeID, _ ready: Ready, _ image: KeyValueStateMachine?, _ configurations: [RaftConfiguration]) {
         let node = nodes[id]!
         do { try node.persist(ready, image: image) } catch {
+            if error.code == .diskFull && node.disk?.isFull == true {
+                // The node's answer to a write it cannot make durable: stop (it refuses writes
+                // until restarted); nothing of this Ready was acknowledged.
+                statistics.persistenceRefused += 1
+                note("node \(id) stops: its disk is full")
+                crash(id)
+                return
+            }
             checker.record("disk: node \(id) could not persist a Ready: \(error)")
             return
         }
@@ -250,7 +259,9 @@ public struct ClusterSimulation {
         let stages: [SimulatedNode.PersistStage] =
             [.nothing, .snapshotFile, .snapshotInstalled, .hardState] + (0...ready.entries.count).map { .entries($0) }
         do { try nodes[id]!.persist(ready, image: image, upTo: stages.randomElement(using: &random)!) } catch {
-            checker.record("disk: node \(id) could not persist part of a Ready: \(error)")
+            if !(error.code == .diskFull && nodes[id]!.disk?.isFull == true) {
+                checker.record("disk: node \(id) could not persist part of a Ready: \(error)")
+            }
         }
         crash(id)
         return true
@@ -352,7 +363,11 @@ public struct ClusterSimulation {
     private mutating func restart(_ id: NodeID) {
         guard nodes[id]?.isUp == false else { return }
         do { try nodes[id]!.start(options: raftOptions, seed: random.next()) } catch {
-            checker.record("start-up: node \(id) refused the state a crash left: \(error)")
+            // A full disk may keep recovery from cutting a torn tail: the node stays down until
+            // its disk has room (a later restart).
+            if !(error.code == .diskFull && nodes[id]!.disk?.isFull == true) {
+                checker.record("start-up: node \(id) refused the state a crash left: \(error)")
+            }
             return
         }
         statistics.restarts += 1
@@ -377,6 +392,21 @@ public struct ClusterSimulation {
         }
         if Double.random(in: 0..<1, using: &random) < options.healRate { network.cut = [] }
         if Double.random(in: 0..<1, using: &random) < options.membershipChangeRate { changeMembership() }
+        if options.fullDiskRate > 0 && options.diskDirectory != nil {
+            if Double.random(in: 0..<1, using: &random) < options.fullDiskRate,
+                let id = memberIDs.filter({ nodes[$0]!.isUp && nodes[$0]!.disk?.isFull == false }).randomElement(using: &random)
+            {
+                nodes[id]!.disk!.isFull = true
+                statistics.fullDisks += 1
+                note("node \(id)'s disk is full")
+            }
+            if Double.random(in: 0..<1, using: &random) < options.diskFreedRate,
+                let id = memberIDs.filter({ nodes[$0]!.disk?.isFull == true }).randomElement(using: &random)
+            {
+                nodes[id]!.disk!.isFull = false
+                note("node \(id)'s disk has room again")
+            }
+        }
     }
 
     /// Asks the leader (if any) for one membership change or a leadership transfer: a learner
@@ -428,6 +458,7 @@ public struct ClusterSimulation {
     private mutating func startHealing() {
         healing = true
         network.cut = []
+        for id in memberIDs { nodes[id]!.disk?.isFull = false }
         for id in memberIDs where !nodes[id]!.isUp { restart(id) }
     }
 

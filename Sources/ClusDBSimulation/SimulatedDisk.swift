@@ -22,6 +22,12 @@ final class SimulatedDisk {
     /// The hard state last written (the file is rewritten only when it changes).
     private var writtenHardState = HardState()
 
+    /// Whether the disk is full: every write fails with `ENOSPC` (``PowerLossDisk/isFull``),
+    /// across crashes, until freed.
+    var isFull = false {
+        didSet { powerLoss.isFull = isFull }
+    }
+
     /// Segments this small rotate every few appends, so recovery and suffix replacement cross
     /// segment boundaries often.
     static let segmentTargetBytes = 2048
@@ -101,6 +107,7 @@ final class SimulatedDisk {
         powerLoss = try PowerLossDisk(root: root)
         powerLoss.performsSyncs = false
         powerLoss.skippedSites = skippedSites
+        powerLoss.isFull = isFull
         FileLayer.install(powerLoss)
     }
 

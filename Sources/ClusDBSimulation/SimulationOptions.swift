@@ -57,6 +57,14 @@ public struct SimulationOptions: Sendable, Equatable {
     /// modelled), under a power-loss model: a crash keeps what a power loss would, torn writes
     /// included, and a restart runs the production recovery. Nil: an in-memory model only.
     public var diskDirectory: String?
+    /// With disks: the chance per step that an up node's disk fills (every write fails with
+    /// `ENOSPC`: the production quorum log and hard-state file see the error), and that a full
+    /// disk frees again. A node whose persistence fails stops, as the node does (it refuses
+    /// writes until restarted), and restarts once its disk has room. 0: never (and no random
+    /// draw is spent on it, so runs without full disks keep their schedules).
+    public var fullDiskRate = 0.0
+    /// The chance per step that a full disk frees.
+    public var diskFreedRate = 0.02
     /// Syncs the nodes' disks never make (deliberately broken storage, to show that the
     /// checkers catch the loss; with ``diskDirectory`` only).
     public var skippedSyncSites: Set<String> = []

@@ -10,6 +10,8 @@ public struct SimulationReport {
         public var membershipChanges = 0, transfers = 0
         /// Snapshots sent, installed; log compactions.
         public var snapshotsSent = 0, snapshotsInstalled = 0, compactions = 0
+        /// Disks that filled; persistences a full disk refused (the node then stopped).
+        public var fullDisks = 0, persistenceRefused = 0
         /// Client operations answered, and given up (outcome unknown).
         public var answered = 0, abandoned = 0
         /// The leader's term and commit index at the end.

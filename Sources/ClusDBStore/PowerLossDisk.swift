@@ -75,6 +75,8 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
         var syncsSkipped: [SyncSite: Int] = [:]
         var syncCount = 0
         var performsSyncs = true
+        var isFull = false
+        var writesRefused = 0
     }
 
     /// The tree modelled.
@@ -149,6 +151,24 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
 
     /// Syncs performed or skipped so far.
     public var syncCount: Int { state.withLock { $0.syncCount } }
+
+    /// Whether the disk is full: every write under the root fails with `ENOSPC` before a byte
+    /// is written (the simulator's full disk).
+    public var isFull: Bool {
+        get { state.withLock { $0.isFull } }
+        set { state.withLock { $0.isFull = newValue } }
+    }
+
+    /// Writes refused because the disk was full.
+    public var writesRefused: Int { state.withLock { $0.writesRefused } }
+
+    public func writeFailure(_ path: String, offset: Int, count: Int) -> Int32? {
+        state.withLock { state in
+            guard state.isFull else { return nil }
+            state.writesRefused += 1
+            return ENOSPC
+        }
+    }
 
     // MARK: FileLayerObserver
 

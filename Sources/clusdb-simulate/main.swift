@@ -52,6 +52,10 @@ func options(seed: UInt64, nodes: Int) -> SimulationOptions {
     default: break
     }
     options.diskDirectory = argument("--disks")
+    if let rate = argument("--full-disks") {
+        guard let value = Double(rate), (0..<1).contains(value) else { fail("--full-disks takes a chance per step in [0, 1), not \(rate)") }
+        options.fullDiskRate = value
+    }
     if let site = argument("--skip-sync") { options.skippedSyncSites = [site] }
     return options
 }

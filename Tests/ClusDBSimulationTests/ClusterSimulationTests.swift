@@ -65,6 +65,8 @@ struct ClusterSimulationTests {
                 totals.partitions += report.statistics.partitions
                 totals.answered += report.statistics.answered
                 totals.snapshotsInstalled += report.statistics.snapshotsInstalled
+                totals.fullDisks += report.statistics.fullDisks
+                totals.persistenceRefused += report.statistics.persistenceRefused
                 totals.membershipChanges += report.statistics.membershipChanges + report.statistics.transfers
             }
         }
@@ -119,6 +121,19 @@ struct ClusterSimulationTests {
         let first = 200_000 + UInt64(slice) * Self.diskSeedsPerSlice
         let totals = Self.sweep(first..<(first + Self.diskSeedsPerSlice), sizes: [3, 5]) { $0.diskDirectory = Self.diskDirectory }
         #expect(totals.crashes > 20 && totals.answered > 1000, "\(totals)")
+    }
+
+    /// Full disks: the production quorum log and hard-state file get `ENOSPC`, the node stops
+    /// as it does in service, and restarts once its disk has room; nothing acknowledged may be
+    /// lost, and the cluster must converge once the disks are freed.
+    @Test("A sweep of 100 seeds with 3 and 5 nodes whose disks fill and free: no checker fires", arguments: 0..<2)
+    func fullDiskSweep(slice: Int) {
+        let first = 300_000 + UInt64(slice) * 50
+        let totals = Self.sweep(first..<(first + 50), sizes: [3, 5]) {
+            $0.diskDirectory = Self.diskDirectory
+            $0.fullDiskRate = 0.005
+        }
+        #expect(totals.fullDisks > 50 && totals.persistenceRefused > 10, "\(totals)")
     }
 
     @Test("Each storage sync matters in the simulation: skipping it on every disk is caught", arguments: ["log.append", "raft.state.file", "raft.state.directory"])
