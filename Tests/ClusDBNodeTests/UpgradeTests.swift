@@ -70,6 +70,19 @@ struct UpgradeTests {
         #expect(again.status.term == oldTerm + 2)
     }
 
+    @Test("A release-1 data directory without its hive is rebuilt from the checkpoint and the log, replayed through the derived commit index")
+    func dataDirectoryWithoutHive() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try Self.unpack(into: dir)
+        let data = dir.file("data")
+        for suffix in ["", "-wal", "-shm"] { try FileSystem.removeFile(data + "/hive.sqlite" + suffix) }
+        let node = try ClusterNode(configuration: Self.configuration(data), logger: ClusterNodeTests.logger)
+        defer { node.stop() }
+        #expect(node.status.checkpointIndex < node.status.commitIndex - 1, "the log past the checkpoint was replayed")
+        #expect(try await Self.export(node) == (try Self.object(file: dir.file("final.json"))))
+    }
+
     @Test("A release-1 backup verifies and restores, into a new directory and over an upgraded one, whose term it never takes back")
     func backup() async throws {
         let dir = TemporaryDirectory()
