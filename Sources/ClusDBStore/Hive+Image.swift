@@ -1,0 +1,38 @@
+import ClusDBModel
+import GRDB
+
+/// Whole-hive images in memory: what a snapshot is to a replica that keeps its state machine in
+/// memory (the simulator; issue 10 runs the hive's apply rules there on in-memory SQLite). The
+/// node's snapshots are checkpoint files (``ClusterCheckpoints``); these are the same bytes, in
+/// memory, taken and installed with SQLite's online backup.
+extension Hive {
+    /// A copy of the whole hive in memory — keys, values, client sessions, the applied index and
+    /// term — as one read transaction saw it.
+    public func inMemoryImage() throws(ClusterError) -> Hive {
+        let copy = try Self.storage { try DatabaseQueue() }
+        try Self.storage { try database.backup(to: copy) }
+        return try Hive(database: copy, sessionRules: sessionRules)
+    }
+
+    /// Replaces everything in this hive with `image` (a snapshot installed): no row of the old
+    /// state survives, the applied index is the image's, and the ids the apply stage cached are
+    /// forgotten (the image numbers its keys its own way).
+    public func install(image: Hive) throws(ClusterError) {
+        try Self.storage { try image.database.backup(to: database) }
+        keyIDCache.withLock { $0.removeAll() }
+    }
+
+    /// One value, read on the calling thread (``queryValue(key:name:)`` for async callers); nil
+    /// when the key or the value does not exist.
+    public func valueBlocking(key: KeyPath, name: String) throws(ClusterError) -> RegistryValue? {
+        try Self.storage {
+            try database.read { db -> RegistryValue? in
+                guard let id = try Self.keyID(key, in: db) else { return nil }
+                guard let row = try Row.fetchOne(
+                    db, sql: "SELECT type, data FROM hive_value WHERE key = ? AND fold = ?", arguments: [id, RegistryName.fold(name)])
+                else { return nil }
+                return try Self.value(type: row[0], data: row[1])
+            }
+        }
+    }
+}
