@@ -24,9 +24,13 @@ public final class Cluster: Sendable {
     private let transport: HTTPTransport
     private let closed = Mutex(false)
     private let sessions = SessionPool()
+    /// Whether the node applies writes in client sessions (its status says so); a release-1 node
+    /// ignores the header, and a resend to it could apply a write twice.
+    private let sessionsSupported: Bool
 
     init(transport: HTTPTransport, status: ClientProtocol.StatusResponse) {
         self.transport = transport
+        sessionsSupported = status.clientSessions == true
         clusterName = status.cluster.name
         clusterID = status.cluster.id
     }
@@ -49,6 +53,7 @@ public final class Cluster: Sendable {
     /// answer is applied once.
     private func write(_ path: String, _ body: some Encodable) async throws(ClusterError) -> ClientProtocol.WriteResponse {
         let transport = try live()
+        guard sessionsSupported else { return try await transport.call(path, body, resendable: false) }
         let session = sessions.take()
         defer { sessions.giveBack(session) }
         return try await transport.call(path, body, session: session)

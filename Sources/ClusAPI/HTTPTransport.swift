@@ -49,25 +49,40 @@ final class HTTPTransport: Sendable {
     static let sessionAttemptsMax = 3
     /// Pause before a session retry, times the attempts so far.
     static let sessionRetryPauseMicroseconds = 100_000
+    /// No retry starts later than this after the first send: the hive remembers sessions by
+    /// entries and by count (``SessionRules``), which assume retries within seconds.
+    static let sessionRetryWindowSeconds: UInt64 = 30
 
     /// Sends `body` to `path` (GET when nil) and returns the 200 answer's bytes; a write with a
     /// `session` carries it in the `ClusDB-Session` header and is retried while its outcome is
     /// unknown.
     /// - Throws: the service's ``ClusterError``, or `ERROR_CLUSTER_NODE_DOWN`.
-    func send(_ path: String, body: Data?, session: ClientSession? = nil) async throws(ClusterError) -> Data {
+    /// - Parameter resendable: false for a write without a session: one the node may have read
+    ///   before the connection failed is never sent again (it could be applied twice).
+    func send(_ path: String, body: Data?, session: ClientSession? = nil, resendable: Bool = true) async throws(ClusterError) -> Data {
         let bytes = body.map { [UInt8]($0) }
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Data, ClusterError>, Never>) in
             let thread = Thread { [self] in
                 var attempt = 1
+                var unknownOutcome: ClusterError?
+                let start = DispatchTime.now().uptimeNanoseconds
                 while true {
                     do throws(ClusterError) {
-                        continuation.resume(returning: .success(try sendBlocking(path, body: bytes, session: session)))
+                        continuation.resume(
+                            returning: .success(try sendBlocking(path, body: bytes, session: session, resendable: resendable || session != nil)))
                         return
                     } catch {
-                        guard session != nil, error.code == .clusterNodeDown, attempt < Self.sessionAttemptsMax else {
-                            continuation.resume(returning: .failure(error))
+                        // A handle closed between attempts must not hide that an earlier one may
+                        // have been applied.
+                        let reported = error.code == .invalidHandle ? unknownOutcome ?? error : error
+                        let elapsed = DispatchTime.now().uptimeNanoseconds - start
+                        guard session != nil, error.code == .clusterNodeDown, attempt < Self.sessionAttemptsMax,
+                            elapsed < Self.sessionRetryWindowSeconds * 1_000_000_000
+                        else {
+                            continuation.resume(returning: .failure(reported))
                             return
                         }
+                        unknownOutcome = error
                         // A node that just failed may be restarting: give it a moment, longer
                         // each time.
                         usleep(useconds_t(Self.sessionRetryPauseMicroseconds * attempt))
@@ -80,18 +95,21 @@ final class HTTPTransport: Sendable {
         return try result.get()
     }
 
-    private func sendBlocking(_ path: String, body: [UInt8]?, session: ClientSession?) throws(ClusterError) -> Data {
+    private func sendBlocking(_ path: String, body: [UInt8]?, session: ClientSession?, resendable: Bool) throws(ClusterError) -> Data {
         if closed.withLock({ $0 }) { throw ClusterError(.invalidHandle, "the cluster handle is closed") }
         var lastProblem = "no endpoint given"
         for endpoint in endpoints {
             // A pooled connection the node closed while it was idle fails before any byte of an
-            // answer: the node never read the request (it closes only idle connections), so one
-            // fresh connection is tried.
+            // answer, and one fresh connection is tried. But a node that read the request and
+            // then failed looks the same: a write without a session is not sent again.
             if let socket = takeIdle(endpoint) {
                 switch exchange(socket, endpoint, path, body, session) {
                 case .answered(let data): return data
                 case .failed(let error): throw error
-                case .closedBeforeAnswer: break
+                case .closedBeforeAnswer:
+                    if !resendable {
+                        throw ClusterError(.clusterNodeDown, "\(endpoint) closed the connection before answering; the outcome is unknown")
+                    }
                 }
             }
             let socket: Int32
@@ -188,14 +206,16 @@ final class HTTPTransport: Sendable {
     }
 
     /// Sends an encodable body and decodes the answer.
-    func call<Answer: Decodable>(_ path: String, _ body: some Encodable, session: ClientSession? = nil) async throws(ClusterError) -> Answer {
+    func call<Answer: Decodable>(
+        _ path: String, _ body: some Encodable, session: ClientSession? = nil, resendable: Bool = true
+    ) async throws(ClusterError) -> Answer {
         let data: Data
         do {
             data = try JSONEncoder().encode(body)
         } catch {
             throw ClusterError(.invalidParameter, "the request could not be encoded: \(error)")
         }
-        return try decode(try await send(path, body: data, session: session))
+        return try decode(try await send(path, body: data, session: session, resendable: resendable))
     }
 
     func decode<Answer: Decodable>(_ data: Data) throws(ClusterError) -> Answer {

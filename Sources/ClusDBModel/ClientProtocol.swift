@@ -215,6 +215,10 @@ public enum ClientProtocol {
         public var quorumLogBytes: Int
         /// The product version.
         public var version: String
+        /// True when the node applies writes in client sessions (the `ClusDB-Session` header);
+        /// absent from release 1, which ignores the header. A client resends a write whose answer
+        /// was lost only to a node that says so: elsewhere the resend could apply it twice.
+        public var clientSessions: Bool?
 
         /// A cluster's name and id.
         public struct ClusterName: Codable, Sendable, Equatable {
@@ -257,8 +261,9 @@ public enum ClientProtocol {
         /// Creates a status.
         public init(
             cluster: ClusterName, quorumOwner: String?, term: UInt64, commitIndex: UInt64, members: [Member], node: String,
-            restoreGeneration: UInt64, checkpointIndex: UInt64, quorumLogBytes: Int, version: String
+            restoreGeneration: UInt64, checkpointIndex: UInt64, quorumLogBytes: Int, version: String, clientSessions: Bool? = nil
         ) {
+            self.clientSessions = clientSessions
             self.cluster = cluster
             self.quorumOwner = quorumOwner
             self.term = term
@@ -282,6 +287,7 @@ public enum ProductVersion {
 extension ClientProtocol.StatusResponse {
     private enum Keys: String, CodingKey {
         case cluster, quorumOwner, term, commitIndex, members, node, restoreGeneration, checkpointIndex, quorumLogBytes, version
+        case clientSessions
     }
 
     /// Encodes every member, writing `"quorumOwner": null` when there is no quorum owner (scripts
@@ -302,5 +308,6 @@ extension ClientProtocol.StatusResponse {
         try container.encode(checkpointIndex, forKey: .checkpointIndex)
         try container.encode(quorumLogBytes, forKey: .quorumLogBytes)
         try container.encode(version, forKey: .version)
+        try container.encodeIfPresent(clientSessions, forKey: .clientSessions)
     }
 }

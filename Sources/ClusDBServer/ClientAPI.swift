@@ -126,7 +126,13 @@ struct ClientAPI: Sendable {
     ) {
         router.post("\(ClientProtocol.prefix)/\(path)") { request, _ -> Response in
             do {
-                let session = try Self.session(of: request.head)
+                let session: ClientSession?
+                do throws(ClusterError) {
+                    session = try Self.session(of: request.head)
+                } catch {
+                    // A batch's failures before its first command name command -1.
+                    throw path == "registry/batch" ? ClusterError(error.code, error.message, failedCommand: -1) : error
+                }
                 let body: Body = try await decode(request, maxBytes: ServerLimits.bodyMaxBytes(path: request.head.path))
                 return json(try await handler(body, session))
             } catch {
@@ -135,11 +141,16 @@ struct ClientAPI: Sendable {
         }
     }
 
+    /// The name of the `ClusDB-Session` header.
+    static let sessionHeader: HTTPField.Name = {
+        guard let name = HTTPField.Name(ClientSession.headerName) else { preconditionFailure("a valid header name") }
+        return name
+    }()
+
     /// The `ClusDB-Session` header of a request: nil without one.
     /// - Throws: `ERROR_INVALID_PARAMETER` for a malformed one (or two of them).
     static func session(of head: HTTPRequest) throws(ClusterError) -> ClientSession? {
-        guard let name = HTTPField.Name(ClientSession.headerName) else { preconditionFailure("a valid header name") }
-        let values = head.headerFields[values: name]
+        let values = head.headerFields[values: Self.sessionHeader]
         guard let value = values.first else { return nil }
         guard values.count == 1 else { throw ClusterError(.invalidParameter, "a write carries one \(ClientSession.headerName) header") }
         return try ClientSession(headerValue: value)
@@ -164,7 +175,7 @@ struct ClientAPI: Sendable {
             cluster: .init(name: identity.clusterName, id: identity.clusterID), quorumOwner: identity.nodeName,
             term: status.term, commitIndex: status.commitIndex, members: [member], node: identity.nodeName,
             restoreGeneration: identity.restoreGeneration, checkpointIndex: status.checkpointIndex,
-            quorumLogBytes: status.logBytes, version: ProductVersion.current)
+            quorumLogBytes: status.logBytes, version: ProductVersion.current, clientSessions: true)
     }
 }
 

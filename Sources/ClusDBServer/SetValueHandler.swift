@@ -248,10 +248,11 @@ final class SetValueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func propose(_ request: ClientProtocol.SetValueRequest, head: HTTPRequest, context: ChannelHandlerContext) {
         let command: HiveCommand
         do {
+            // The router's own reading of the header, first as there, so both answer alike.
+            let session = try ClientAPI.session(of: head)
             let write = HiveCommand.setValue(
                 key: try KeyPath(request.key), name: request.name, value: request.value, createKey: request.createKey)
-            // The router's own reading of the header, so both answer a bad one alike.
-            command = try ClientAPI.session(of: head).map { .sessioned($0, write) } ?? write
+            command = session.map { .sessioned($0, write) } ?? write
         } catch {
             answer(.failure(error), context: context)
             return

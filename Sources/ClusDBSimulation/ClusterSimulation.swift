@@ -363,11 +363,7 @@ public struct ClusterSimulation {
     private mutating func restart(_ id: NodeID) {
         guard nodes[id]?.isUp == false else { return }
         do { try nodes[id]!.start(options: raftOptions, seed: random.next()) } catch {
-            // A full disk may keep recovery from cutting a torn tail: the node stays down until
-            // its disk has room (a later restart).
-            if !(error.code == .diskFull && nodes[id]!.disk?.isFull == true) {
-                checker.record("start-up: node \(id) refused the state a crash left: \(error)")
-            }
+            checker.record("start-up: node \(id) refused the state a crash left: \(error)")
             return
         }
         statistics.restarts += 1

@@ -54,6 +54,7 @@ func options(seed: UInt64, nodes: Int) -> SimulationOptions {
     options.diskDirectory = argument("--disks")
     if let rate = argument("--full-disks") {
         guard let value = Double(rate), (0..<1).contains(value) else { fail("--full-disks takes a chance per step in [0, 1), not \(rate)") }
+        guard options.diskDirectory != nil else { fail("--full-disks needs --disks DIR: only the production files can fill") }
         options.fullDiskRate = value
     }
     if let site = argument("--skip-sync") { options.skippedSyncSites = [site] }

@@ -25,7 +25,11 @@ struct SessionRetryTests {
         let log = Log()
         private let listener: Int32
 
-        init(dropFirst: Int) throws {
+        init(dropFirst: Int, clientSessions: Bool? = true) throws {
+            let status = ClientProtocol.StatusResponse(
+                cluster: .init(name: "standin", id: "id"), quorumOwner: "n", term: 1, commitIndex: 1, members: [], node: "n",
+                restoreGeneration: 0, checkpointIndex: 0, quorumLogBytes: 0, version: "0", clientSessions: clientSessions)
+            let statusBody = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
@@ -48,6 +52,11 @@ struct SessionRetryTests {
                     let connection = accept(fd, nil, nil)
                     if connection < 0 { return }
                     while let head = Self.readRequest(connection) {
+                        if head.hasPrefix("GET /v1/status") {
+                            let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(statusBody.utf8.count)\r\n\r\n\(statusBody)"
+                            _ = answer.withCString { send(connection, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                            continue
+                        }
                         let session = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("clusdb-session:") }
                             .map { String($0.dropFirst("clusdb-session:".count)).trimmingCharacters(in: .whitespaces) }
                         log.sessions.withLock { $0.append(session) }
@@ -106,6 +115,28 @@ struct SessionRetryTests {
             _ = try await plain.send("registry/set-value", body: body)
         }
         #expect(unsessioned.sessions == [nil], "sent once")
+    }
+
+    @Test("A handle sends sessions only to a node whose status says it applies them: a release-1 node would apply a resend twice")
+    func sessionsOnlyWhereSupported() async throws {
+        for supported in [true, false] {
+            let standIn = try StandIn(dropFirst: 1, clientSessions: supported ? true : nil)
+            defer { standIn.stop() }
+            let cluster = try await openCluster("127.0.0.1:\(standIn.port)")
+            defer { cluster.close() }
+            do {
+                try await cluster.setValue(key: "K", name: "v", value: .dword(1), createKey: true)
+                #expect(supported, "without sessions a write whose answer was lost is not resent")
+            } catch {
+                #expect(!supported && error.code == .clusterNodeDown, "\(error)")
+            }
+            let sent = standIn.sessions
+            if supported {
+                #expect(sent.count == 2 && sent[0] != nil && sent[0] == sent[1], "\(sent)")
+            } else {
+                #expect(sent == [nil], "one send, no session header: \(sent)")
+            }
+        }
     }
 
     @Test("A handle's writes take sessions from its pool: one outstanding write per session, numbers rising")
