@@ -118,6 +118,8 @@ struct CommandLineTests {
         // A new cluster starts in term 1; its node campaigns into term 2, whose no-op is index 1.
         #expect(json?["term"] as? Int == 2)
         #expect(json?["commitIndex"] as? Int == 2)
+        // What ClusAPI reads before it sends writes in client sessions (a member beyond the fixed shape).
+        #expect(json?["clientSessions"] as? Bool == true)
         let members = json?["members"] as? [[String: Any]]
         #expect(members?.count == 1)
         let member = members?.first

@@ -50,7 +50,13 @@ struct SessionRetryTests {
                 var served = 0
                 while true {
                     let connection = accept(fd, nil, nil)
-                    if connection < 0 { return }
+                    if connection < 0 {
+                        // Shut down by stop(). The descriptor is closed only here, once nothing
+                        // uses it: closed earlier, its number could name the next stand-in's
+                        // socket while this thread still accepts on it.
+                        close(fd)
+                        return
+                    }
                     while let head = Self.readRequest(connection) {
                         if head.hasPrefix("GET /v1/status") {
                             let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(statusBody.utf8.count)\r\n\r\n\(statusBody)"
@@ -90,9 +96,9 @@ struct SessionRetryTests {
             }
         }
 
+        /// Stops accepting (the accepting thread closes the socket).
         func stop() {
             shutdown(listener, Int32(SHUT_RDWR))
-            close(listener)
         }
     }
 
