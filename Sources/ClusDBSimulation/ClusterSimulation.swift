@@ -392,9 +392,11 @@ public struct ClusterSimulation {
             if Double.random(in: 0..<1, using: &random) < options.fullDiskRate,
                 let id = memberIDs.filter({ nodes[$0]!.isUp && nodes[$0]!.disk?.isFull == false }).randomElement(using: &random)
             {
+                let short = Bool.random(using: &random)
+                nodes[id]!.disk!.shortWritesWhenFull = short
                 nodes[id]!.disk!.isFull = true
                 statistics.fullDisks += 1
-                note("node \(id)'s disk is full")
+                note("node \(id)'s disk is full\(short ? " (short writes)" : "")")
             }
             if Double.random(in: 0..<1, using: &random) < options.diskFreedRate,
                 let id = memberIDs.filter({ nodes[$0]!.disk?.isFull == true }).randomElement(using: &random)

@@ -28,6 +28,12 @@ final class SimulatedDisk {
         didSet { powerLoss.isFull = isFull }
     }
 
+    /// Whether a full disk takes the first part of each write before it fails (a short write,
+    /// which the quorum log must cut back) rather than none of it.
+    var shortWritesWhenFull = false {
+        didSet { powerLoss.shortWritesWhenFull = shortWritesWhenFull }
+    }
+
     /// Segments this small rotate every few appends, so recovery and suffix replacement cross
     /// segment boundaries often.
     static let segmentTargetBytes = 2048
@@ -108,6 +114,7 @@ final class SimulatedDisk {
         powerLoss.performsSyncs = false
         powerLoss.skippedSites = skippedSites
         powerLoss.isFull = isFull
+        powerLoss.shortWritesWhenFull = shortWritesWhenFull
         FileLayer.install(powerLoss)
     }
 

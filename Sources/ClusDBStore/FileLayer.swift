@@ -64,14 +64,30 @@ public protocol FileLayerObserver: AnyObject, Sendable {
     /// The directory `path` was created.
     func didMakeDirectory(_ path: String)
     /// Asked before `count` bytes are written at `offset` of `path`.
-    /// - Returns: an `errno` to fail the write with, before any byte is written (a test's full
-    ///   disk), or nil to let it happen. Observers that only watch need not implement it.
-    func writeFailure(_ path: String, offset: Int, count: Int) -> Int32?
+    /// - Returns: how the write fails (a test's full disk), or nil to let it happen. Observers
+    ///   that only watch need not implement it.
+    func writeFailure(_ path: String, offset: Int, count: Int) -> WriteFailure?
 }
 
 extension FileLayerObserver {
     /// Lets every write happen.
-    public func writeFailure(_ path: String, offset: Int, count: Int) -> Int32? { nil }
+    public func writeFailure(_ path: String, offset: Int, count: Int) -> WriteFailure? { nil }
+}
+
+/// A write an observer makes fail: the first `bytesWritten` bytes reach the file (a short write,
+/// as a disk that fills part-way leaves), then the write fails with `code`.
+public struct WriteFailure: Sendable, Equatable {
+    /// The `errno` the write fails with.
+    public var code: Int32
+    /// Bytes written before the failure (0: none).
+    public var bytesWritten: Int
+
+    /// Creates one.
+    public init(code: Int32, bytesWritten: Int = 0) {
+        precondition(bytesWritten >= 0, "a count of bytes")
+        self.code = code
+        self.bytesWritten = bytesWritten
+    }
 }
 
 /// The registry of ``FileLayerObserver``s: ``SystemFile`` and ``FileSystem`` report each

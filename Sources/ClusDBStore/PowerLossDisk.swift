@@ -76,6 +76,7 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
         var syncCount = 0
         var performsSyncs = true
         var isFull = false
+        var shortWritesWhenFull = false
         var writesRefused = 0
     }
 
@@ -152,21 +153,28 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
     /// Syncs performed or skipped so far.
     public var syncCount: Int { state.withLock { $0.syncCount } }
 
-    /// Whether the disk is full: every write under the root fails with `ENOSPC` before a byte
-    /// is written (the simulator's full disk).
+    /// Whether the disk is full: every write under the root fails with `ENOSPC` (the
+    /// simulator's full disk).
     public var isFull: Bool {
         get { state.withLock { $0.isFull } }
         set { state.withLock { $0.isFull = newValue } }
     }
 
+    /// Whether a full disk still takes the first half of each write (rounded down to 512 bytes)
+    /// before it fails, as a disk that fills part-way does; else it takes none.
+    public var shortWritesWhenFull: Bool {
+        get { state.withLock { $0.shortWritesWhenFull } }
+        set { state.withLock { $0.shortWritesWhenFull = newValue } }
+    }
+
     /// Writes refused because the disk was full.
     public var writesRefused: Int { state.withLock { $0.writesRefused } }
 
-    public func writeFailure(_ path: String, offset: Int, count: Int) -> Int32? {
+    public func writeFailure(_ path: String, offset: Int, count: Int) -> WriteFailure? {
         state.withLock { state in
             guard state.isFull else { return nil }
             state.writesRefused += 1
-            return ENOSPC
+            return WriteFailure(code: ENOSPC, bytesWritten: state.shortWritesWhenFull ? (count / 2) & ~511 : 0)
         }
     }
 

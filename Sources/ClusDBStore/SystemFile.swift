@@ -52,16 +52,22 @@ public final class SystemFile {
     /// - Throws: ``ClusterError`` (`ERROR_DISK_FULL` for ENOSPC).
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(ClusterError) {
         let observer = FileLayer.observer(of: path)
-        if let code = observer?.writeFailure(path, offset: offset, count: bytes.count) { throw FileSystem.error(code, "write", path) }
+        let failure = observer?.writeFailure(path, offset: offset, count: bytes.count)
+        let end = failure.map { min($0.bytesWritten, bytes.count) } ?? bytes.count
         var written = 0
-        while written < bytes.count {
-            let result = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
+        while written < end {
+            let result = pwrite(descriptor, bytes.baseAddress! + written, end - written, off_t(offset + written))
             if result < 0 {
                 if errno == EINTR { continue }
                 throw FileSystem.error(errno, "write", path)
             }
             precondition(result > 0, "pwrite returned 0 for a non-empty buffer")
             written += result
+        }
+        if let failure {
+            // The observer's short write: what reached the file is reported, then the failure.
+            if end > 0 { observer?.didWrite(path, offset: offset, bytes: UnsafeRawBufferPointer(rebasing: bytes[..<end])) }
+            throw FileSystem.error(failure.code, "write", path)
         }
         observer?.didWrite(path, offset: offset, bytes: bytes)
     }

@@ -125,9 +125,14 @@ struct FailStopTests {
     final class FullLogDisk: FileLayerObserver, @unchecked Sendable {
         let root: String
         let armed = Mutex(false)
-        init(root: String) { self.root = root }
-        func writeFailure(_ path: String, offset: Int, count: Int) -> Int32? {
-            path.hasSuffix(".seg") && armed.withLock { $0 } ? ENOSPC : nil
+        /// Whether a refused write still puts its first half in the file (a disk filling part-way).
+        let short: Bool
+        init(root: String, short: Bool) {
+            self.root = root
+            self.short = short
+        }
+        func writeFailure(_ path: String, offset: Int, count: Int) -> WriteFailure? {
+            path.hasSuffix(".seg") && armed.withLock { $0 } ? WriteFailure(code: ENOSPC, bytesWritten: short ? count / 2 : 0) : nil
         }
         func didCreateFile(_ path: String) {}
         func didWrite(_ path: String, offset: Int, bytes: UnsafeRawBufferPointer) {}
@@ -139,13 +144,15 @@ struct FailStopTests {
         func didMakeDirectory(_ path: String) {}
     }
 
-    @Test("A write the log cannot take is answered with the disk's error; later writes are not written, reads go on, and a restart has neither")
-    func logWriteFailure() async throws {
+    @Test(
+        "A write the log cannot take (none of it, or a short write) is answered with the disk's error; later writes are not written, reads go on, and a restart has neither",
+        arguments: [false, true])
+    func logWriteFailure(short: Bool) async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let node = try ClusterNode(configuration: ClusterNodeTests.configuration(dir), logger: ClusterNodeTests.logger)
         _ = try await ClusterNodeTests.set(node, "Before", "v", .dword(1))
-        let disk = FullLogDisk(root: dir.file("data"))
+        let disk = FullLogDisk(root: dir.file("data"), short: short)
         FileLayer.install(disk)
         disk.armed.withLock { $0 = true }
         do {
