@@ -155,4 +155,17 @@ struct SessionRetryTests {
         let next = pool.take()
         #expect(next.client == first.client && next.sequence == 2)
     }
+
+    @Test("After a fork the child starts with no idle session: parent and child never send one number with two writes")
+    func poolAfterFork() {
+        let process = Mutex<Int32>(100)
+        let pool = SessionPool(processID: { process.withLock { $0 } })
+        let parents = pool.take()
+        pool.giveBack(parents)
+        process.withLock { $0 = 200 }  // the child
+        let childs = pool.take()
+        #expect(childs.client != parents.client, "the child took the parent's next number: \(childs)")
+        pool.giveBack(childs)
+        #expect(pool.take().client == childs.client, "the child's own sessions are reused")
+    }
 }
