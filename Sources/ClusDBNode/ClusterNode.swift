@@ -163,7 +163,7 @@ public final class ClusterNode: Sendable {
             "node ready",
             metadata: [
                 "cluster": "\(identity.clusterName)", "node": "\(identity.nodeName)", "index": "\(storage.lastIndex)",
-                "term": "\(status.term)",
+                "term": "\(shared.withLock { $0.status.term })",
             ])
     }
 
