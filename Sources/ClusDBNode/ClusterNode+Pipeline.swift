@@ -444,8 +444,8 @@ extension ClusterNode {
             // The only member needs no entry it applied: nobody will ask it for them (a follower
             // behind would, from issue 11 on). Keeping them until the next checkpoint would grow
             // the process with the log, and checkpoints wait while a backup runs.
-            let replica = state.driver.replica
-            if replica.configuration.voters == [replica.id] && replica.configuration.learners.isEmpty {
+            let configuration = state.driver.replica.configuration
+            if configuration.voters == [state.driver.replica.id] && configuration.learners.isEmpty {
                 state.driver.compact(through: last)
             }
             return (ready, followups)

@@ -28,10 +28,7 @@ extension Hive {
         try Self.storage {
             try database.read { db -> RegistryValue? in
                 guard let id = try Self.keyID(key, in: db) else { return nil }
-                guard let row = try Row.fetchOne(
-                    db, sql: "SELECT type, data FROM hive_value WHERE key = ? AND fold = ?", arguments: [id, RegistryName.fold(name)])
-                else { return nil }
-                return try Self.value(type: row[0], data: row[1])
+                return try Self.value(keyID: id, name: name, in: db)
             }
         }
     }

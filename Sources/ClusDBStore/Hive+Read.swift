@@ -22,14 +22,19 @@ extension Hive {
     public func queryValue(key: KeyPath, name: String) async throws(ClusterError) -> RegistryValue {
         try await read { db in
             guard let id = try Self.keyID(key, in: db) else { throw Self.missingKey(key) }
-            guard let row = try Row.fetchOne(
-                db, sql: "SELECT type, data FROM hive_value WHERE key = ? AND fold = ?",
-                arguments: [id, RegistryName.fold(name)])
-            else {
+            guard let value = try Self.value(keyID: id, name: name, in: db) else {
                 throw ClusterError(.fileNotFound, "value \(RegistryName.quoted(name)) does not exist in key \(Self.display(key))")
             }
-            return try Self.value(type: row[0], data: row[1])
+            return value
         }
+    }
+
+    /// One value of the key with row id `id`, nil when it does not exist.
+    static func value(keyID id: Int64, name: String, in db: Database) throws -> RegistryValue? {
+        guard let row = try Row.fetchOne(
+            db, sql: "SELECT type, data FROM hive_value WHERE key = ? AND fold = ?", arguments: [id, RegistryName.fold(name)])
+        else { return nil }
+        return try value(type: row[0], data: row[1])
     }
 
     /// The subtree at `path` in the export format.
