@@ -17,8 +17,8 @@ import Synchronization
 /// leader and converge (liveness). The ``SimulationChecker`` watches safety all along; at the end
 /// the client history must be linearizable, no acknowledged write lost, none applied twice.
 ///
-/// Today the replicas apply to ``KeyValueStateMachine``; the node driver, the quorum-log framing
-/// and the hive on in-memory SQLite join as the issue's later increments land.
+/// The replicas apply to the production hive on in-memory SQLite (``SimulatedStateMachine``),
+/// with the production command encoding and client sessions.
 public struct ClusterSimulation {
     /// The client history's model: one register per registry value.
     public typealias Model = RegistryRegisterModel<String>
@@ -123,17 +123,17 @@ public struct ClusterSimulation {
 
     /// A new node with an empty durable state (and disk), started.
     private func makeNode(_ id: NodeID, bootstrap: RaftConfiguration, seed: UInt64) -> SimulatedNode {
-        let node = SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: bootstrap))
         do {
+            let node = try SimulatedNode(id: id, durable: DurableState(bootstrapConfiguration: bootstrap))
             if let runDirectory {
                 node.disk = try SimulatedDisk(
                     base: FileSystem.join(runDirectory, "node-\(id)"), skippedSites: Set(options.skippedSyncSites.map(SyncSite.init)))
             }
             try node.start(options: raftOptions, seed: seed)
+            return node
         } catch {
-            preconditionFailure("an empty durable state starts: \(error)")
+            preconditionFailure("an empty durable state and an empty hive in memory start: \(error)")
         }
-        return node
     }
 
     /// Notes a milestone of the run (bounded: a replay needs the story, not every step).
@@ -186,7 +186,11 @@ public struct ClusterSimulation {
                 apply(id, batch)
             case .serveRead(let ticket):
                 guard case .read(let client, let historyIndex, let key) = ticket else { continue }
-                let value = node.stateMachine.values[key]
+                let value: String?
+                do { value = try node.stateMachine.value(named: key) } catch {
+                    checker.record("hive: node \(id) could not read \(key): \(error)")
+                    return
+                }
                 answer(client: client, output: value.map { .value($0) } ?? .notFound, for: .read(key: key, historyIndex: historyIndex))
             case .retry(let ticket, let leader):
                 retrySoon(ticket, at: leader)
@@ -205,7 +209,7 @@ public struct ClusterSimulation {
     }
 
     /// A Ready's state reaches the disk; the driver is told, and what it returns is carried out.
-    private mutating func completePersistence(_ id: NodeID, _ ready: Ready, _ image: KeyValueStateMachine?, _ configurations: [RaftConfiguration]) {
+    private mutating func completePersistence(_ id: NodeID, _ ready: Ready, _ image: SimulatedStateMachine.Image?, _ configurations: [RaftConfiguration]) {
         let node = nodes[id]!
         do { try node.persist(ready, image: image) } catch {
             if error.code == .diskFull && node.disk?.isFull == true {
@@ -235,14 +239,16 @@ public struct ClusterSimulation {
         for (entry, waiter) in batch {
             checker.applies(entry, on: id)
             if entry.index > node.stateMachine.appliedIndex {  // else: in a snapshot just installed
-                let applied = node.stateMachine.apply(
-                    index: entry.index, payload: entry.kind == .command ? entry.payload : nil,
-                    applyRetriedTwice: options.applyRetriedWritesTwice)
-                if let applied {
-                    let writes = node.stateMachine.appliedWrites
-                    if writes.dropLast().contains(where: { $0.client == applied.client && $0.sequence == applied.sequence }) {
-                        checker.record("exactly once: node \(id) applied write \(applied.client)/\(applied.sequence) a second time at index \(entry.index)")
-                    }
+                let applied: SimulatedStateMachine.Applied
+                do { applied = try node.stateMachine.apply(entry, applyRetriedTwice: options.applyRetriedWritesTwice) } catch {
+                    checker.record("hive: node \(id) could not apply entry \(entry.index): \(error)")
+                    return
+                }
+                switch applied {
+                case .write(let write, before: true):
+                    checker.record("exactly once: node \(id) applied write \(write.client)/\(write.sequence) a second time at index \(entry.index)")
+                case .replayed: statistics.sessionReplays += 1
+                case .write, .nothing: break
                 }
             }
             if case .write(let client, let write) = waiter { answer(client: client, output: .ok, for: .write(write)) }
@@ -254,7 +260,7 @@ public struct ClusterSimulation {
 
     /// A crash while the Ready's state is being persisted: some prefix of it reaches the disk
     /// (in the driver's order), none of its later messages go.
-    private mutating func maybeCrashInsideReady(_ id: NodeID, _ ready: Ready, _ image: KeyValueStateMachine?) -> Bool {
+    private mutating func maybeCrashInsideReady(_ id: NodeID, _ ready: Ready, _ image: SimulatedStateMachine.Image?) -> Bool {
         guard !healing, Double.random(in: 0..<1, using: &random) < options.crashRate * options.crashInsideReadyRate else { return false }
         let stages: [SimulatedNode.PersistStage] =
             [.nothing, .snapshotFile, .snapshotInstalled, .hardState] + (0...ready.entries.count).map { .entries($0) }
@@ -295,10 +301,10 @@ public struct ClusterSimulation {
     private mutating func transmit(_ message: RaftMessage, createdUnder configurations: [RaftConfiguration]) {
         guard nodes[message.from]?.replica != nil else { return }
         checker.sends(message, configurations: configurations, preVoteConfigured: raftOptions.preVote)
-        var image: KeyValueStateMachine?
+        var image: SimulatedStateMachine.Image?
         if case .installSnapshot(let snapshot) = message.body {
             image = nodes[message.from]!.snapshotImage
-            guard image!.appliedIndex == snapshot.index else {
+            guard image?.appliedIndex == snapshot.index else {
                 // A newer checkpoint replaced this one while the message waited for its Ready
                 // (a persistence in flight): the transport has nothing to send and says so.
                 reportSnapshot(from: message.from, to: message.to, index: snapshot.index, succeeded: false)
@@ -489,7 +495,7 @@ public struct ClusterSimulation {
         let request: Client.Request
         let historyIndex: Int
         if Bool.random(using: &random) {
-            let write = ClientWrite(client: UInt64(client.id), sequence: client.nextSequence, key: key, value: "c\(client.id)-\(client.nextSequence)")
+            let write = ClientWrite(client: UInt64(client.id) + 1, sequence: client.nextSequence, key: key, value: "c\(client.id)-\(client.nextSequence)")
             client.nextSequence += 1
             historyIndex = history.call(client: client.id, input: .write(key: key, value: write.value), at: now)
             request = .write(write)
@@ -566,11 +572,20 @@ public struct ClusterSimulation {
         }
         statistics.finalTerm = leader.term
         statistics.finalCommit = leader.commitIndex
+        // Every hive equal to the leader's, exported whole (keys, values, types).
+        var exports: [NodeID: ExportedKey] = [:]
+        do {
+            for id in Set(members + [leaders[0]]) { exports[id] = try nodes[id]!.stateMachine.export() }
+        } catch {
+            checker.record("hive: an export failed: \(error)")
+            return
+        }
+        let leaderExport = exports[leaders[0]]
         for id in members {
             let node = nodes[id]!
-            guard node.stateMachine.values == nodes[leaders[0]]!.stateMachine.values, node.replica?.appliedIndex == leader.commitIndex else {
+            guard exports[id] == leaderExport, node.replica?.appliedIndex == leader.commitIndex else {
                 checker.record(
-                    "convergence: node \(id) applied \(node.replica?.appliedIndex ?? 0) with \(node.stateMachine.values.count) values; the leader committed \(leader.commitIndex) — \(node.replica?.summary ?? "down"); leader \(leader.summary), its view: \(leader.progressSummary(of: id) ?? "none")")
+                    "convergence: node \(id) applied \(node.replica?.appliedIndex ?? 0) with \(exports[id]?.valueCount ?? 0) values; the leader committed \(leader.commitIndex) — \(node.replica?.summary ?? "down"); leader \(leader.summary), its view: \(leader.progressSummary(of: id) ?? "none")")
                 return
             }
         }

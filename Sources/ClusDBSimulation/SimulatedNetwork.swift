@@ -11,7 +11,7 @@ struct SimulatedNetwork: Sendable {
         var deliverAt: Int
         var sequence: Int
         /// The checkpoint image sent with an InstallSnapshot message.
-        var image: KeyValueStateMachine?
+        var image: SimulatedStateMachine.Image?
     }
 
     /// Messages in flight, kept sorted by (deliverAt, sequence).
@@ -21,7 +21,7 @@ struct SimulatedNetwork: Sendable {
     private var nextSequence = 0
 
     /// Sends a message (or loses it, or sends it twice).
-    mutating func send(_ message: RaftMessage, image: KeyValueStateMachine?, now: Int, options: SimulationOptions, random: inout RandomSource) -> Bool {
+    mutating func send(_ message: RaftMessage, image: SimulatedStateMachine.Image?, now: Int, options: SimulationOptions, random: inout RandomSource) -> Bool {
         if cut.contains([message.from, message.to]) || Double.random(in: 0..<1, using: &random) < options.lossRate {
             return false
         }

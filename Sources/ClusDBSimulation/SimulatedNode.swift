@@ -23,18 +23,19 @@ final class SimulatedNode {
     var replica: RaftReplica? { driver?.replica }
     /// What survives a crash: hard state, log, snapshot metadata.
     var durable: DurableState
-    /// The state machine; durable, applied atomically with its index (like the hive).
-    var stateMachine = KeyValueStateMachine()
-    /// The image of the durable snapshot (a cluster checkpoint), for followers that need it.
-    var snapshotImage = KeyValueStateMachine()
+    /// The state machine, the hive; durable, applied atomically with its index.
+    let stateMachine: SimulatedStateMachine
+    /// The image of the durable snapshot (a cluster checkpoint), for followers that need it; nil
+    /// before the first.
+    var snapshotImage: SimulatedStateMachine.Image?
     /// Images that arrived with InstallSnapshot messages, by snapshot index, until a Ready hands
     /// the snapshot out (volatile: the transport holds them in memory or a temporary file).
-    var receivedImages: [UInt64: KeyValueStateMachine] = [:]
+    var receivedImages: [UInt64: SimulatedStateMachine.Image] = [:]
     /// The production quorum log and hard-state file under a power-loss model, when the run
     /// uses disks (``SimulationOptions/diskDirectory``); else only the model above.
     var disk: SimulatedDisk?
     /// The Ready whose persistence is under way (one at a time), and the step it completes at.
-    var readyInFlight: (ready: Ready, image: KeyValueStateMachine?, configurations: [RaftConfiguration], completesAt: Int)?
+    var readyInFlight: (ready: Ready, image: SimulatedStateMachine.Image?, configurations: [RaftConfiguration], completesAt: Int)?
     /// The configurations the replica had since the last Ready was taken: a message in a Ready
     /// was created under one of them (checkers judge it by that one, not by the configuration
     /// in force when a slow disk lets it leave).
@@ -48,9 +49,11 @@ final class SimulatedNode {
 
     var isUp: Bool { driver != nil }
 
-    init(id: NodeID, durable: DurableState) {
+    /// A node with an empty hive.
+    init(id: NodeID, durable: DurableState) throws(ClusterError) {
         self.id = id
         self.durable = durable
+        stateMachine = try SimulatedStateMachine()
     }
 
     /// Starts (or restarts) the replica from the durable state. Read contexts start from a new
@@ -108,7 +111,7 @@ final class SimulatedNode {
 
     /// Makes a Ready's snapshot, hard state and entries durable, up to `stage` (all of it unless
     /// a crash cuts it short).
-    func persist(_ ready: Ready, image: KeyValueStateMachine?, upTo stage: PersistStage = .all) throws(ClusterError) {
+    func persist(_ ready: Ready, image: SimulatedStateMachine.Image?, upTo stage: PersistStage = .all) throws(ClusterError) {
         if let snapshot = ready.snapshot, stage >= .snapshotFile {
             guard let image else { preconditionFailure("a Ready's snapshot comes with its image") }
             precondition(image.appliedIndex == snapshot.index, "the image is the snapshot's")
@@ -116,7 +119,7 @@ final class SimulatedNode {
             durable.entries = []
             snapshotImage = image
             try disk?.discardLog()
-            if stage >= .snapshotInstalled { stateMachine.install(image) }
+            if stage >= .snapshotInstalled { try stateMachine.install(image) }
         }
         if let hardState = ready.hardState, stage >= .hardState {
             durable.hardState = hardState
@@ -139,10 +142,10 @@ final class SimulatedNode {
 
     /// The image for a Ready's snapshot, taken when the Ready is: one that came with the
     /// message, or (at start-up, the state machine behind the snapshot) the durable checkpoint's.
-    func takeImage(for ready: Ready) -> KeyValueStateMachine? {
+    func takeImage(for ready: Ready) -> SimulatedStateMachine.Image? {
         guard let snapshot = ready.snapshot else { return nil }
         defer { receivedImages = [:] }
-        return receivedImages[snapshot.index] ?? (snapshotImage.appliedIndex == snapshot.index ? snapshotImage : nil)
+        return receivedImages[snapshot.index] ?? (snapshotImage?.appliedIndex == snapshot.index ? snapshotImage : nil)
     }
 
     /// The term of the durable log's entry at `index` (the snapshot's at its index, 0 at 0).
@@ -159,7 +162,7 @@ final class SimulatedNode {
         guard index > base else { return }
         durable.entries.removeFirst(Int(index - base))
         durable.snapshot = SnapshotMetadata(index: index, term: term, configuration: configuration)
-        snapshotImage = stateMachine
+        snapshotImage = try stateMachine.image()
         try disk?.compact(through: index)
     }
 }

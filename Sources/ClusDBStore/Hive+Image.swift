@@ -24,9 +24,14 @@ extension Hive {
 
     /// One value, read on the calling thread (``queryValue(key:name:)`` for async callers); nil
     /// when the key or the value does not exist.
+    ///
+    /// For the simulator and tools, which read between applies: it reads on the writer's
+    /// connection, outside a transaction. That is isolated — writes are serialized on that
+    /// connection, so none lands between its statements — and it spares the read transaction
+    /// and `query_only` switches of a reader, most of a lookup's cost in memory.
     public func valueBlocking(key: KeyPath, name: String) throws(ClusterError) -> RegistryValue? {
         try Self.storage {
-            try database.read { db -> RegistryValue? in
+            try database.writeWithoutTransaction { db -> RegistryValue? in
                 guard let id = try Self.keyID(key, in: db) else { return nil }
                 return try Self.value(keyID: id, name: name, in: db)
             }

@@ -32,7 +32,7 @@ extension Hive {
     /// One value of the key with row id `id`, nil when it does not exist.
     static func value(keyID id: Int64, name: String, in db: Database) throws -> RegistryValue? {
         guard let row = try Row.fetchOne(
-            db, sql: "SELECT type, data FROM hive_value WHERE key = ? AND fold = ?", arguments: [id, RegistryName.fold(name)])
+            db.cachedStatement(sql: "SELECT type, data FROM hive_value WHERE key = ? AND fold = ?"), arguments: [id, RegistryName.fold(name)])
         else { return nil }
         return try value(type: row[0], data: row[1])
     }

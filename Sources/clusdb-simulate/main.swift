@@ -32,6 +32,33 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+/// The flags this tool reads: those followed by a value, and those that stand alone.
+let valueFlags: Set<String> = ["--seed", "--seeds", "--first", "--nodes", "--broken", "--disks", "--full-disks", "--skip-sync"]
+let switchFlags: Set<String> = ["--milestones", "--help"]
+let usage = """
+    usage: clusdb-simulate --seed N [--nodes 3|5|3,5] [--milestones]     one run and its report
+           clusdb-simulate [--seeds 1000] [--first 1] [--nodes 3|3,5]    a sweep with progress and a summary
+      --broken NAME         switch on a deliberate protocol bug (to see the checkers catch it)
+      --disks DIR           keep logs and hard states in the production files below DIR (tmpfs: /dev/shm)
+      --full-disks RATE     with --disks: a disk fills with this chance per step (and frees later)
+      --skip-sync SITE      with --disks: one storage sync never happens (log.append, raft.state.file, ...)
+    """
+
+// Every argument is a known flag or the value after one: a mistyped flag must not run a sweep
+// with defaults that looks like the one asked for.
+do {
+    var arguments = CommandLine.arguments.dropFirst()
+    while let flag = arguments.popFirst() {
+        if flag == "--help" {
+            say(usage)
+            exit(0)
+        }
+        if switchFlags.contains(flag) { continue }
+        guard valueFlags.contains(flag) else { fail("unknown argument \(flag)\n\(usage)") }
+        guard arguments.popFirst() != nil else { fail("\(flag) needs a value") }
+    }
+}
+
 /// The deliberate bug `--broken NAME` switches on (to see the checkers catch it).
 let broken = argument("--broken")
 let brokenNames = ["commit-previous-term", "skip-pre-vote", "read-without-read-index", "forget-vote", "apply-retried-twice", "count-leader-early"]
@@ -81,9 +108,8 @@ if let seedText = argument("--seed") {
     exit(failed ? 1 : 0)
 }
 
-let count = UInt64(argument("--seeds") ?? "1000") ?? 0
-let first = UInt64(argument("--first") ?? "1") ?? 1
-guard count > 0 else { fail("--seeds takes a positive count") }
+guard let count = UInt64(argument("--seeds") ?? "1000"), count > 0 else { fail("--seeds takes a positive count") }
+guard let first = UInt64(argument("--first") ?? "1") else { fail("--first takes a non-negative integer") }
 var failures: [String] = []
 var answered = 0
 for offset in 0..<count {

@@ -64,6 +64,7 @@ struct ClusterSimulationTests {
                 totals.crashes += report.statistics.crashes
                 totals.partitions += report.statistics.partitions
                 totals.answered += report.statistics.answered
+                totals.sessionReplays += report.statistics.sessionReplays
                 totals.snapshotsInstalled += report.statistics.snapshotsInstalled
                 totals.fullDisks += report.statistics.fullDisks
                 totals.persistenceRefused += report.statistics.persistenceRefused
@@ -85,6 +86,8 @@ struct ClusterSimulationTests {
         #expect(totals.crashes > 20 && totals.partitions > 20, "\(totals)")
         #expect(totals.membershipChanges > 5 && totals.snapshotsInstalled > 5, "\(totals)")
         #expect(totals.answered > 2000, "\(totals)")
+        // Retries committed twice, answered by the hive's session rule: exactly-once is exercised.
+        #expect(totals.sessionReplays > 5, "\(totals)")
     }
 
     /// The regime the sixth broken switch needs (``SimulationOptions/slowFailingDisks()``) must
