@@ -70,6 +70,7 @@ public struct RegistryRegisterModel<Value: Hashable & Sendable>: Linearizability
     }
 
     /// The register's rules; an unknown outcome (`output` nil) leaves what the request would.
+    @_specialize(where Value == String)  // the simulator's model; see PartitionSearch.run()
     public func step(from state: State, input: Input, output: Output?) -> State? {
         switch (input, output) {
         case (.write(_, let value), .ok?), (.write(_, let value), nil):
