@@ -89,9 +89,11 @@ extension Hive {
     }
 
     /// Applies a session's write once (dissertation §6.3): the same sequence number again is
-    /// answered with the stored first outcome and changes nothing; an older one is refused. Which
-    /// sessions are remembered is decided by log indexes alone (``SessionRules``), so every
-    /// replica decides alike.
+    /// answered with the stored first outcome and changes nothing; an older one is refused, and so
+    /// is the same number with another command (a client that reused a number: answering it with
+    /// the first command's outcome would tell it a write happened that did not). Which sessions
+    /// are remembered is decided by log indexes alone (``SessionRules``), so every replica decides
+    /// alike.
     static func applySessioned(
         _ command: HiveCommand, session: ClientSession, index: UInt64, rules: SessionRules, in db: Database, cache: KeyIDCache
     ) throws -> CommandOutcome {
@@ -99,11 +101,19 @@ extension Hive {
         // Forgotten: last used more than idleEntries entries ago (whether or not swept yet).
         let oldestRemembered = index > rules.idleEntries ? Int64(bitPattern: index - rules.idleEntries) : Int64.min
         let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT sequence, outcome FROM hive_session WHERE client = ? AND last_index >= ?"),
+            db.cachedStatement(sql: "SELECT sequence, outcome, command_crc FROM hive_session WHERE client = ? AND last_index >= ?"),
             arguments: [Int64(bitPattern: session.client), oldestRemembered])
+        let commandCRC = Int64(CRC32C.checksum(command.encoded()))
         if let row {
             let last = UInt64(bitPattern: row[0] as Int64)
             if session.sequence == last {
+                // A row written before the check existed has no CRC and is not checked.
+                if let storedCRC = row[2] as Int64?, storedCRC != commandCRC {
+                    return .failed(
+                        ClusterError(
+                            .invalidParameter,
+                            "session \(session.client) already applied write \(last) with another command; this one was not applied (a client must not reuse a sequence number)"))
+                }
                 return try CommandOutcome(encoded: Array(row[1] as Data))
             }
             if session.sequence < last {
@@ -114,10 +124,12 @@ extension Hive {
             }
         }
         let outcome = try applyOne(command, in: db, cache: cache)
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO hive_session(client, sequence, outcome, last_index) VALUES(?, ?, ?, ?)")
-            .execute(arguments: [
-                Int64(bitPattern: session.client), Int64(bitPattern: session.sequence), Data(outcome.encoded()), signedIndex,
-            ])
+        try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO hive_session(client, sequence, outcome, last_index, command_crc) VALUES(?, ?, ?, ?, ?)"
+        )
+        .execute(arguments: [
+            Int64(bitPattern: session.client), Int64(bitPattern: session.sequence), Data(outcome.encoded()), signedIndex, commandCRC,
+        ])
         if index % rules.sweepEveryEntries == 0 { try sweepSessions(index: index, rules: rules, in: db) }
         return outcome
     }

@@ -148,11 +148,18 @@ public final class Hive: Sendable {
                     client INTEGER PRIMARY KEY,
                     sequence INTEGER NOT NULL,
                     outcome BLOB NOT NULL,
-                    last_index INTEGER NOT NULL);
+                    last_index INTEGER NOT NULL,
+                    command_crc INTEGER);
                 CREATE INDEX IF NOT EXISTS hive_session_by_last_index ON hive_session(last_index, client);
                 INSERT OR IGNORE INTO hive_key(id, parent, name, fold) VALUES(1, 0, '', '');
                 INSERT OR IGNORE INTO hive_state VALUES(1, 1, 0, 0, '', '');
                 """)
+        // A hive whose session table predates the command check (docs/FORMATS.md, "Client
+        // sessions"): the column is added, empty; rows without it are not checked.
+        let sessionColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('hive_session')")
+        if !sessionColumns.contains("command_crc") {
+            try db.execute(sql: "ALTER TABLE hive_session ADD COLUMN command_crc INTEGER")
+        }
     }
 
     /// Runs a database call, turning SQLite errors into ``ClusterError``.

@@ -53,6 +53,55 @@ struct ClientSessionTests {
         #expect(try await applier.value("v") == .string("second"))
     }
 
+    @Test("The same sequence with another command is refused with ERROR_INVALID_PARAMETER, changes nothing, and the true retry still gets its first outcome")
+    func reusedSequenceRefused() async throws {
+        let applier = try Applier()
+        #expect(try applier.apply(Self.tagged(5, 1, try Self.set("v", "first"))) == .done)
+        guard case .failed(let error) = try applier.apply(Self.tagged(5, 1, try Self.set("v", "another"))) else {
+            Issue.record("a reused sequence number was answered as if its command had been applied")
+            return
+        }
+        #expect(error.code == .invalidParameter)
+        #expect(error.message.contains("another command"), "\(error.message)")
+        #expect(try await applier.value("v") == .string("first"), "the other command changed nothing")
+        #expect(try applier.apply(Self.tagged(5, 1, try Self.set("v", "first"))) == .done, "the true retry is answered as before")
+        #expect(try await applier.value("v") == .string("first"))
+        #expect(try applier.apply(Self.tagged(5, 2, try Self.set("v", "second"))) == .done, "the session goes on")
+        #expect(try await applier.value("v") == .string("second"))
+    }
+
+    @Test("A hive whose session table has no command check gains the column; its old rows answer retries unchecked")
+    func sessionTableWithoutCommandCheckUpgrades() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("clusdb-session-\(UInt64.random(in: 0...UInt64.max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/hive.sqlite"
+        // The session table as the first build with sessions wrote it, with one remembered write.
+        let applier = try Applier()
+        #expect(try applier.apply(Self.tagged(9, 1, try Self.set("v", "old"))) == .done)
+        _ = try ClusterCheckpoints.writeImage(of: applier.hive, to: path)
+        let old = try DatabaseQueue(path: path)
+        try await old.write { db in try db.execute(sql: "ALTER TABLE hive_session DROP COLUMN command_crc") }
+        try old.close()
+        let hive = try Hive.open(path: path)
+        defer { hive.close() }
+        let columns = try await hive.database.read { db in try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('hive_session')") }
+        #expect(columns.contains("command_crc"))
+        let outcomes = try hive.apply([
+            Hive.Committed(index: applier.index + 1, term: 1, command: Self.tagged(9, 1, try Self.set("v", "not the same"))),
+            Hive.Committed(index: applier.index + 2, term: 1, command: Self.tagged(9, 2, try Self.set("v", "new"))),
+            Hive.Committed(index: applier.index + 3, term: 1, command: Self.tagged(9, 2, try Self.set("v", "not the same"))),
+        ])
+        #expect(outcomes[0] == .done, "a row written before the check is not checked")
+        #expect(outcomes[1] == .done)
+        guard case .failed(let error) = outcomes[2] else {
+            Issue.record("a row written after the upgrade was not checked")
+            return
+        }
+        #expect(error.code == .invalidParameter)
+        #expect(try await hive.queryValue(key: try KeyPath("Sessions"), name: "v") == .string("new"))
+    }
+
     @Test("A failed first outcome is answered again, although the retry would now succeed")
     func firstOutcomeKept() throws {
         let applier = try Applier()
