@@ -16,8 +16,9 @@ import Synchronization
 ///
 /// A process that forks (a C program using `libclusapi`) copies the idle sessions into both
 /// processes; two writes with one number would then meet the hive's retry rule, and the second
-/// would be answered with the first's outcome without being applied. So the pool belongs to the
-/// process that filled it: in another one it starts empty.
+/// would be refused (`ERROR_INVALID_PARAMETER`: the number was used for another write) or, were it
+/// the same write, answered with the first's outcome without being applied. So the pool belongs
+/// to the process that filled it: in another one it starts empty.
 final class SessionPool: Sendable {
     private let idle: Mutex<(owner: Int32, sessions: [ClientSession])>
     private let processID: @Sendable () -> Int32

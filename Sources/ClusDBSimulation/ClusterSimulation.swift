@@ -240,8 +240,16 @@ public struct ClusterSimulation {
             checker.applies(entry, on: id)
             if entry.index > node.stateMachine.appliedIndex {  // else: in a snapshot just installed
                 let applied: SimulatedStateMachine.Applied
-                do { applied = try node.stateMachine.apply(entry, applyRetriedTwice: options.applyRetriedWritesTwice) } catch {
+                let outcome: CommandOutcome
+                do { (applied, outcome) = try node.stateMachine.apply(entry, applyRetriedTwice: options.applyRetriedWritesTwice) } catch {
                     checker.record("hive: node \(id) could not apply entry \(entry.index): \(error)")
+                    return
+                }
+                // The write its client waits for is the session's newest and the same bytes as
+                // first sent: the hive has no reason to refuse it (an older retry, committed
+                // after its client moved on, may be refused; nobody waits for that one).
+                if case .failed(let error) = outcome, case .write(let client, let write) = waiter, isWaiting(client, for: write) {
+                    checker.record("hive: node \(id) refused write \(write.client)/\(write.sequence) that its client waits for, at index \(entry.index): \(error)")
                     return
                 }
                 switch applied {
@@ -288,6 +296,7 @@ public struct ClusterSimulation {
         let snapshot = node.replica!.snapshotMetadata
         do { try node.compactDurable(through: snapshot.index, term: snapshot.term, configuration: snapshot.configuration) } catch {
             checker.record("disk: node \(id) could not compact its log: \(error)")
+            return
         }
         statistics.compactions += 1
     }
@@ -539,6 +548,12 @@ public struct ClusterSimulation {
         }
         clients[index].leaderHint = leader
         clients[index].pending!.sentAt = min(clients[index].pending!.sentAt, now - options.clientTimeoutSteps + 3)
+    }
+
+    /// Whether `clientID` still waits for `write` (it has not given it up for a later one).
+    private func isWaiting(_ clientID: Int, for write: ClientWrite) -> Bool {
+        guard let pending = clients.first(where: { $0.id == clientID })?.pending, case .write(let waiting) = pending.request else { return false }
+        return waiting == write
     }
 
     private mutating func answer(client clientID: Int, output: Model.Output, for request: Client.Request) {

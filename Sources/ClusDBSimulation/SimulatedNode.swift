@@ -160,9 +160,11 @@ final class SimulatedNode {
     func compactDurable(through index: UInt64, term: UInt64, configuration: RaftConfiguration) throws(ClusterError) {
         let base = durable.snapshot?.index ?? 0
         guard index > base else { return }
+        // The image first: if it cannot be taken, the durable state stays as it was.
+        let image = try stateMachine.image()
         durable.entries.removeFirst(Int(index - base))
         durable.snapshot = SnapshotMetadata(index: index, term: term, configuration: configuration)
-        snapshotImage = try stateMachine.image()
+        snapshotImage = image
         try disk?.compact(through: index)
     }
 }

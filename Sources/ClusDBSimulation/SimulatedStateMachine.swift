@@ -28,7 +28,7 @@ final class SimulatedStateMachine {
         /// No client write took effect: a no-op or a membership change.
         case nothing
         /// A client write that had taken effect before (a retry committed again) left the hive as
-        /// it was: its session answered it.
+        /// it was — its session answered it, or nothing had changed the value since.
         case replayed(ClientWrite)
         /// `write` took effect; `before` says whether it had taken effect before (a violation of
         /// exactly-once application).
@@ -56,9 +56,10 @@ final class SimulatedStateMachine {
     ///
     /// - Parameter applyRetriedTwice: the broken-protocol switch: a client write's session is
     ///   ignored, so a retry is applied again.
+    /// - Returns: what the checkers see, and the hive's outcome (what the client is answered).
     /// - Throws: `ERROR_CLUSTERLOG_CORRUPT` for a command that does not decode, the hive's error
     ///   when SQLite fails (both findings: neither may happen).
-    func apply(_ entry: RaftEntry, applyRetriedTwice: Bool) throws(ClusterError) -> Applied {
+    func apply(_ entry: RaftEntry, applyRetriedTwice: Bool) throws(ClusterError) -> (Applied, CommandOutcome) {
         precondition(entry.index == appliedIndex + 1, "entries are applied in order, once (\(entry.index) after \(appliedIndex))")
         var command: HiveCommand?
         if entry.kind == .command {
@@ -72,14 +73,14 @@ final class SimulatedStateMachine {
         if applyRetriedTwice, case .sessioned(_, let inner) = command { command = inner }
         var before: String?
         if let write { before = try value(named: write.key) }
-        _ = try hive.apply([Hive.Committed(index: entry.index, term: entry.term, command: command)])
+        let outcome = try hive.apply([Hive.Committed(index: entry.index, term: entry.term, command: command)])[0]
         appliedIndex = entry.index
-        guard let write else { return .nothing }
+        guard let write else { return (.nothing, outcome) }
         guard before != write.value, try value(named: write.key) == write.value else {
-            return appliedWriteSet.contains(write) ? .replayed(write) : .nothing
+            return (appliedWriteSet.contains(write) ? .replayed(write) : .nothing, outcome)
         }
         appliedWrites.append(write)
-        return .write(write, before: !appliedWriteSet.insert(write).inserted)
+        return (.write(write, before: !appliedWriteSet.insert(write).inserted), outcome)
     }
 
     /// The `REG_SZ` value `name` of the root key, nil when there is none.

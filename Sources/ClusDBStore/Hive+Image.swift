@@ -20,6 +20,8 @@ extension Hive {
     public func install(image: Hive) throws(ClusterError) {
         try Self.storage { try image.database.backup(to: database) }
         keyIDCache.withLock { $0.removeAll() }
+        // The backup copied the image's schema too: bring an older one up to this build's.
+        try Self.storage { try database.write { db in try Self.createSchema(db) } }
     }
 
     /// One value, read on the calling thread (``queryValue(key:name:)`` for async callers); nil

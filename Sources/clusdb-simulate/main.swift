@@ -20,13 +20,6 @@ func say(_ line: String) {
     fflush(nil)
 }
 
-/// The value after `flag` on the command line, if present.
-func argument(_ flag: String) -> String? {
-    let arguments = CommandLine.arguments
-    guard let position = arguments.firstIndex(of: flag), position + 1 < arguments.count else { return nil }
-    return arguments[position + 1]
-}
-
 func fail(_ message: String) -> Never {
     say("clusdb-simulate: ERROR_INVALID_PARAMETER (87): \(message)")
     exit(2)
@@ -44,20 +37,34 @@ let usage = """
       --skip-sync SITE      with --disks: one storage sync never happens (log.append, raft.state.file, ...)
     """
 
-// Every argument is a known flag or the value after one: a mistyped flag must not run a sweep
-// with defaults that looks like the one asked for.
-do {
+// Every argument is a known flag, once, or the value after one: a mistyped flag must not run a
+// sweep with defaults that looks like the one asked for.
+let (values, switches) = {
+    var values: [String: String] = [:]
+    var switches: Set<String> = []
     var arguments = CommandLine.arguments.dropFirst()
     while let flag = arguments.popFirst() {
         if flag == "--help" {
             say(usage)
             exit(0)
         }
-        if switchFlags.contains(flag) { continue }
-        guard valueFlags.contains(flag) else { fail("unknown argument \(flag)\n\(usage)") }
-        guard arguments.popFirst() != nil else { fail("\(flag) needs a value") }
+        guard valueFlags.contains(flag) || switchFlags.contains(flag) else { fail("unknown argument \(flag)\n\(usage)") }
+        guard values[flag] == nil && !switches.contains(flag) else { fail("\(flag) is given twice") }
+        if switchFlags.contains(flag) {
+            switches.insert(flag)
+        } else {
+            guard let value = arguments.popFirst() else { fail("\(flag) needs a value") }
+            values[flag] = value
+        }
     }
-}
+    if values["--seed"] != nil, let sweepFlag = ["--seeds", "--first"].first(where: { values[$0] != nil }) {
+        fail("--seed runs one seed; \(sweepFlag) is for a sweep")
+    }
+    return (values, switches)
+}()
+
+/// The value given for `flag`, if any.
+func argument(_ flag: String) -> String? { values[flag] }
 
 /// The deliberate bug `--broken NAME` switches on (to see the checkers catch it).
 let broken = argument("--broken")
@@ -101,7 +108,7 @@ if let seedText = argument("--seed") {
         let report = simulation.run()
         say("seed \(seed), \(nodes) nodes: \(report.passed ? "passed" : "FAILED"), trace \(String(report.traceDigest, radix: 16))")
         say("  \(report.statistics)")
-        if CommandLine.arguments.contains("--milestones") { for line in report.milestones { say("  \(line)") } }
+        if switches.contains("--milestones") { for line in report.milestones { say("  \(line)") } }
         for violation in report.violations { say("  violation: \(violation)") }
         failed = failed || !report.passed
     }
@@ -109,7 +116,9 @@ if let seedText = argument("--seed") {
 }
 
 guard let count = UInt64(argument("--seeds") ?? "1000"), count > 0 else { fail("--seeds takes a positive count") }
-guard let first = UInt64(argument("--first") ?? "1") else { fail("--first takes a non-negative integer") }
+guard let first = UInt64(argument("--first") ?? "1"), first.addingReportingOverflow(count - 1).overflow == false else {
+    fail("--first takes a non-negative integer that leaves room for --seeds seeds")
+}
 var failures: [String] = []
 var answered = 0
 for offset in 0..<count {

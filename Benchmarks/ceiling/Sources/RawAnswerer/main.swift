@@ -27,11 +27,7 @@ final class RawAnswerHandler: ChannelInboundHandler {
             let view = buffer.readableBytesView
             guard let end = view.firstRange(of: [13, 10, 13, 10]) else { break }
             let headLength = end.upperBound - view.startIndex
-            var bodyLength = 0
-            for line in String(decoding: view[view.startIndex..<end.lowerBound], as: UTF8.self).split(separator: "\r\n")
-            where line.lowercased().hasPrefix("content-length:") {
-                bodyLength = Int(String(line.dropFirst(15).drop(while: { $0 == " " }))) ?? 0
-            }
+            let bodyLength = Self.contentLength(view[view.startIndex..<end.lowerBound])
             guard buffer.readableBytes >= headLength + bodyLength else { break }
             buffer.moveReaderIndex(forwardBy: headLength + bodyLength)
             pending = buffer.readableBytes > 0 ? buffer : nil
@@ -43,6 +39,29 @@ final class RawAnswerHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(out), promise: nil)
         }
         if complete > 0 { context.flush() }
+    }
+
+    private static let contentLengthName = Array("content-length:".utf8)
+
+    /// The Content-Length of a request head, 0 without one: the head's bytes scanned once, the
+    /// header name compared in ASCII lower case, no string made.
+    static func contentLength(_ head: ByteBufferView.SubSequence) -> Int {
+        var lineStart = head.startIndex
+        while lineStart < head.endIndex {
+            let lineEnd = head[lineStart...].firstIndex(of: 10) ?? head.endIndex
+            let line = head[lineStart..<lineEnd]
+            if line.count > contentLengthName.count,
+                zip(line, contentLengthName).allSatisfy({ ($0 | 0x20) == $1 })
+            {
+                var length = 0
+                for byte in line.dropFirst(contentLengthName.count) where byte >= 48 && byte <= 57 {
+                    length = length * 10 + Int(byte - 48)
+                }
+                return length
+            }
+            lineStart = lineEnd < head.endIndex ? head.index(after: lineEnd) : head.endIndex
+        }
+        return 0
     }
 }
 
