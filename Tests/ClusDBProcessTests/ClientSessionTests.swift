@@ -5,7 +5,8 @@ import Testing
 
 /// Goal: a write sent again in its client session (the `ClusDB-Session` header; a client whose
 /// answer was lost does this) is applied once and answered with the first outcome — on the
-/// router and on the event loop's set-value alike — and a malformed header changes nothing.
+/// router and on the event loop's set-value alike — a number reused for another write is refused,
+/// and a malformed header changes nothing.
 /// Method: raw HTTP/1.1 against a live node; each retry comes after another write changed what
 /// the retried write would do if applied again.
 @Suite("HTTP API: client sessions make a retried write apply once")
@@ -73,6 +74,12 @@ struct ClientSessionTests {
         connection.send(Self.post("registry/set-value", Self.set("w", 30), session: "88/1"))
         let older = try #require(connection.answer())
         #expect(older.status == 400 && older.body.contains("ERROR_INVALID_PARAMETER"), "\(older.body)")
+        #expect(Self.value(connection, "w") == 20)
+        // The session's last number with another write is refused too: answering it with the
+        // first write's outcome would say a write happened that did not.
+        connection.send(Self.post("registry/set-value", Self.set("w", 40), session: "88/2"))
+        let reused = try #require(connection.answer())
+        #expect(reused.status == 400 && reused.body.contains("another command"), "\(reused.body)")
         #expect(Self.value(connection, "w") == 20)
     }
 
