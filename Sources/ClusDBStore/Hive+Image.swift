@@ -30,7 +30,8 @@ extension Hive {
     /// For the simulator and tools, which read between applies: it reads on the writer's
     /// connection, outside a transaction. That is isolated — writes are serialized on that
     /// connection, so none lands between its statements — and it spares the read transaction
-    /// and `query_only` switches of a reader, most of a lookup's cost in memory.
+    /// and `query_only` switches of a reader, most of a lookup's cost in memory. Not for serving
+    /// paths: on a hive file it waits behind the apply stage's transactions.
     public func valueBlocking(key: KeyPath, name: String) throws(ClusterError) -> RegistryValue? {
         try Self.storage {
             try database.writeWithoutTransaction { db -> RegistryValue? in
