@@ -14,8 +14,9 @@ public struct SimulationReport {
         public var fullDisks = 0, persistenceRefused = 0
         /// Client operations answered, and given up (outcome unknown).
         public var answered = 0, abandoned = 0
-        /// Client writes applied again (a retry committed twice) that the hive's session rule
-        /// answered without changing anything, summed over nodes.
+        /// Client writes committed again (a retry committed twice) that left the hive unchanged,
+        /// summed over nodes: the session rule answered them, or nothing had changed the value
+        /// since (the count cannot tell which).
         public var sessionReplays = 0
         /// The leader's term and commit index at the end.
         public var finalTerm: UInt64 = 0, finalCommit: UInt64 = 0
