@@ -127,14 +127,7 @@ final class NodeStorage {
         try storage.replay(through: hardState.commit, logger: logger)
         // Only now that recovery succeeded does anything move: the damaged files step aside so
         // that the next checkpoint takes a new sequence number and pruning keeps a valid one.
-        for (path, _) in skipped {
-            try FileSystem.renameWithoutSync(path, to: path + ClusterCheckpoints.damagedSuffix)
-            if FileSystem.exists(path + ClusterCheckpoints.checksumSuffix) {
-                try FileSystem.renameWithoutSync(
-                    path + ClusterCheckpoints.checksumSuffix, to: path + ClusterCheckpoints.damagedSuffix + ClusterCheckpoints.checksumSuffix)
-            }
-        }
-        if !skipped.isEmpty { try FileSystem.syncDirectory(directory.quorumDirectory, site: SyncSite("checkpoint.passed-over")) }
+        try ClusterCheckpoints.setAside(skipped.map(\.path), in: directory.quorumDirectory)
         return storage
     }
 

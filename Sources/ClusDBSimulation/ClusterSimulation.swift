@@ -61,6 +61,10 @@ public struct ClusterSimulation {
     private var milestones: [String] = []
     /// Writes clients were told succeeded.
     private var acknowledgedWrites: [ClientWrite] = []
+    /// Nodes whose last crash flipped a bit of their files, with what was flipped.
+    private var flippedNodes: [NodeID: String] = [:]
+    /// Nodes whose start-up refused a flipped bit: they stay down for the rest of the run.
+    private var stoppedByDamage: Set<NodeID> = []
 
     /// Prepares a run; ``run()`` carries it out.
     public init(options: SimulationOptions) {
@@ -111,7 +115,10 @@ public struct ClusterSimulation {
             seed: options.seed, nodes: options.nodes, violations: checker.violations, traceDigest: digest.value, statistics: statistics,
             history: history, milestones: milestones,
             replayFlags: (options.diskDirectory.map { " --disks \($0)" } ?? "") + options.skippedSyncSites.sorted().map { " --skip-sync \($0)" }.joined()
-                + (options.fullDiskRate > 0 ? " --full-disks \(options.fullDiskRate)" : ""))
+                + (options.fullDiskRate > 0 ? " --full-disks \(options.fullDiskRate)" : "")
+                + (options.bitFlipRate > 0 ? " --bit-flips \(options.bitFlipRate)" : "")
+                + (options.compactionEveryEntries != SimulationOptions.swarm(seed: options.seed, nodes: options.nodes).compactionEveryEntries
+                    ? " --compact-every \(options.compactionEveryEntries)" : ""))
     }
 
     // MARK: Nodes
@@ -292,12 +299,18 @@ public struct ClusterSimulation {
     private mutating func compactIfDue(_ id: NodeID) {
         guard let node = nodes[id], let applied = node.replica?.appliedIndex else { return }
         guard applied >= node.replica!.firstIndex + UInt64(options.compactionEveryEntries), node.stateMachine.appliedIndex == applied else { return }
-        node.driver!.compact(through: applied)
-        let snapshot = node.replica!.snapshotMetadata
+        // The snapshot the compaction makes, worked out on a copy: the replica compacts only once
+        // the checkpoint is durable, as the node's does.
+        var compacted = node.replica!
+        compacted.compact(through: applied)
+        let snapshot = compacted.snapshotMetadata
         do { try node.compactDurable(through: snapshot.index, term: snapshot.term, configuration: snapshot.configuration) } catch {
-            checker.record("disk: node \(id) could not compact its log: \(error)")
+            // A full disk fails the checkpoint and the log keeps growing, as in the node; the
+            // next compaction tries again.
+            if !(error.code == .diskFull && node.disk?.isFull == true) { checker.record("disk: node \(id) could not compact its log: \(error)") }
             return
         }
+        node.driver!.compact(through: applied)
         statistics.compactions += 1
     }
 
@@ -367,19 +380,50 @@ public struct ClusterSimulation {
         case 1: tear = .prefix(seed: random.next())
         default: tear = .pages(seed: random.next())
         }
-        do { try nodes[id]!.crash(tear: tear) } catch {
+        let flipping = options.bitFlipRate > 0 && options.diskDirectory != nil && !healing
+            && Double.random(in: 0..<1, using: &random) < options.bitFlipRate && mayStopForGood(id)
+        do {
+            if let flipped = try nodes[id]!.crash(tear: tear, flippingABit: flipping, random: &random) {
+                flippedNodes[id] = flipped
+                statistics.bitFlips += 1
+                note("node \(id) crashes; \(flipped) flips")
+                digest.add(id, now, 0xF1A9)
+            } else {
+                note("node \(id) crashes")
+            }
+        } catch {
             checker.record("disk: node \(id) could not be crashed: \(error)")
         }
-        note("node \(id) crashes")
         statistics.crashes += 1
         digest.add(id, now, 0xC4A5)
     }
 
     private mutating func restart(_ id: NodeID) {
-        guard nodes[id]?.isUp == false else { return }
+        guard nodes[id]?.isUp == false, !stoppedByDamage.contains(id) else { return }
+        let flipped = flippedNodes.removeValue(forKey: id)
         do { try nodes[id]!.start(options: raftOptions, seed: random.next()) } catch {
-            checker.record("start-up: node \(id) refused the state a crash left: \(error)")
+            if let flipped, error.code == .clusterLogCorrupt || error.code == .invalidData {
+                // The checksums caught the flip and the start-up refused it, changing nothing:
+                // the node stays down, as one whose operator has not replaced its disk yet.
+                stoppedByDamage.insert(id)
+                statistics.corruptionsRefused += 1
+                note("node \(id) refuses to start after \(flipped) flipped: \(error)")
+                return
+            }
+            checker.record("start-up: node \(id) refused the state a crash left\(flipped.map { " (\($0) flipped)" } ?? ""): \(error)")
             return
+        }
+        if let mismatch = nodes[id]!.readBackMismatch {
+            checker.record("checkpoint: node \(id) started from a damaged checkpoint\(flipped.map { " (\($0) flipped)" } ?? ""): \(mismatch)")
+            return
+        }
+        if nodes[id]!.checkpointsPassedOver > 0 {
+            guard let flipped else {
+                checker.record("checkpoint: node \(id) passed over a checkpoint no bit flip damaged: a checkpoint in place must be whole")
+                return
+            }
+            statistics.checkpointFallbacks += 1
+            note("node \(id) passes over its newest checkpoint (\(flipped) flipped) for the older one and the log")
         }
         statistics.restarts += 1
         note("node \(id) restarts: \(nodes[id]!.replica!.summary)")
@@ -394,7 +438,9 @@ public struct ClusterSimulation {
         if Double.random(in: 0..<1, using: &random) < options.crashRate, let id = memberIDs.filter({ nodes[$0]!.isUp }).randomElement(using: &random) {
             crash(id)
         }
-        if Double.random(in: 0..<1, using: &random) < options.restartRate, let id = memberIDs.filter({ !nodes[$0]!.isUp }).randomElement(using: &random) {
+        if Double.random(in: 0..<1, using: &random) < options.restartRate,
+            let id = memberIDs.filter({ !nodes[$0]!.isUp && !stoppedByDamage.contains($0) }).randomElement(using: &random)
+        {
             restart(id)
         }
         if Double.random(in: 0..<1, using: &random) < options.partitionRate {
@@ -422,6 +468,25 @@ public struct ClusterSimulation {
         }
     }
 
+    /// Whether `id` may be stopped for good by a flipped bit: no node is stopped so yet or has a
+    /// flip its start-up has not read, and
+    /// without it the voters of the leader's configuration still make a quorum (the healing
+    /// phase must find a leader). With no leader in sight, no.
+    private func mayStopForGood(_ id: NodeID) -> Bool {
+        guard stoppedByDamage.isEmpty, flippedNodes.isEmpty, let leader = memberIDs.compactMap({ nodes[$0]!.replica }).first(where: { $0.role == .leader }) else {
+            return false
+        }
+        // A membership change in the leader's log may yet shrink the voters: none may be pending.
+        let changePending = leader.commitIndex < leader.lastIndex
+            && (leader.commitIndex + 1...leader.lastIndex).contains { leader.entry(at: $0)?.kind == .configurationChange }
+        let voters = leader.configuration.voters
+        return !changePending && (!voters.contains(id) || voters.count >= 3)
+    }
+
+    /// Nodes that may never come back: stopped by damage, or with a flipped bit their start-up
+    /// has not read yet.
+    private var mayNeverReturn: Set<NodeID> { stoppedByDamage.union(flippedNodes.keys) }
+
     /// Asks the leader (if any) for one membership change or a leadership transfer: a learner
     /// added, promoted, any member removed (the leader itself, learners, down to one voter), or a
     /// transfer.
@@ -440,9 +505,13 @@ public struct ClusterSimulation {
         case 0 where configuration.members.count < 7:
             proposed = .addLearner(nextNodeID)
         case 1:
-            proposed = configuration.learners.sorted().first.map { .promoteLearner($0) }
+            // A learner stopped for good is never made a voter.
+            proposed = configuration.learners.subtracting(mayNeverReturn).sorted().first.map { .promoteLearner($0) }
         case 2 where configuration.members.count > 1:
-            proposed = .remove(configuration.members.sorted().randomElement(using: &random)!)
+            let removed = configuration.members.sorted().randomElement(using: &random)!
+            // Voters that will never return must stay a minority, or no leader could be elected.
+            let voters = configuration.voters.subtracting([removed])
+            if voters.subtracting(mayNeverReturn).count >= voters.count / 2 + 1 { proposed = .remove(removed) }
         default:
             transferTarget = configuration.voters.subtracting([leaderID]).sorted().randomElement(using: &random)
         }
@@ -468,11 +537,24 @@ public struct ClusterSimulation {
         }
     }
 
+    /// Why no leader can be elected, when nodes stopped by damage are a majority of the voters
+    /// of an up node's configuration; nil otherwise.
+    private func quorumLostToDamage() -> String? {
+        for id in memberIDs {
+            guard let voters = nodes[id]!.replica?.configuration.voters else { continue }
+            let stopped = voters.intersection(stoppedByDamage)
+            if !stopped.isEmpty && voters.count - stopped.count < voters.count / 2 + 1 {
+                return "node \(id)'s voters \(voters.sorted()) include \(stopped.sorted()), stopped by damage: no quorum is left"
+            }
+        }
+        return nil
+    }
+
     private mutating func startHealing() {
         healing = true
         network.cut = []
         for id in memberIDs { nodes[id]!.disk?.isFull = false }
-        for id in memberIDs where !nodes[id]!.isUp { restart(id) }
+        for id in memberIDs where !nodes[id]!.isUp && !stoppedByDamage.contains(id) { restart(id) }
     }
 
     // MARK: Clients
@@ -576,9 +658,19 @@ public struct ClusterSimulation {
     // MARK: The end
 
     private mutating func checkEnd() {
-        let members = memberIDs.filter { id in nodes.values.compactMap(\.replica).contains { $0.role == .leader && $0.configuration.members.contains(id) } }
+        let members = memberIDs.filter { id in
+            !stoppedByDamage.contains(id) && nodes.values.compactMap(\.replica).contains { $0.role == .leader && $0.configuration.members.contains(id) }
+        }
         let leaders = memberIDs.filter { nodes[$0]!.replica?.role == .leader }
         guard leaders.count == 1, let leader = nodes[leaders[0]]!.replica else {
+            if leaders.isEmpty, let lost = quorumLostToDamage() {
+                // Not a liveness failure: no protocol elects a leader without a quorum. The
+                // guards above make this rare (a membership change an earlier leader appended
+                // can still commit after a flip); the safety checks still ran.
+                statistics.quorumLostToDamage = true
+                note("no leader: \(lost)")
+                return
+            }
             let states = memberIDs.map { id in
                 nodes[id]!.replica.map { "\($0.summary) voters \($0.configuration.voters.sorted()) learners \($0.configuration.learners.sorted())" } ?? "node \(id) down"
             }

@@ -1,16 +1,22 @@
 import ClusDBModel
 import ClusDBRaft
 import ClusDBStore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A simulated node's disk: the production quorum log (``QuorumLog`` as a ``RaftLogStore``,
-/// its record framing and recovery) and hard-state file (``RaftHardStateFile``) on real files
-/// in a tmpfs directory, watched by a ``PowerLossDisk`` that models what a power loss keeps.
-/// Syncs are modelled, not performed. A crash turns the directory into the image a power loss
-/// would leave — unsynced writes lost, or torn (a prefix of them, or any subset of their pages)
-/// — and a restart runs the production start-up on it.
+/// its record framing and recovery), hard-state file (``RaftHardStateFile``) and cluster
+/// checkpoints (``ClusterCheckpoints``: image, checksum file, pruning, the log kept from the
+/// older kept checkpoint on) on real files in a tmpfs directory, watched by a ``PowerLossDisk``
+/// that models what a power loss keeps. Syncs are modelled, not performed. A crash turns the
+/// directory into the image a power loss would leave — unsynced writes lost, or torn (a prefix
+/// of them, or any subset of their pages) — and a restart runs the production start-up steps on
+/// it: log recovery, the newest valid checkpoint (a damaged one passed over for the older one
+/// and the log), the hard state.
 ///
-/// What stays in memory: the snapshot's metadata and image (the cluster checkpoint file, written
-/// atomically; its own crash safety is tested with the node).
+/// What stays in memory: the live hive (``SimulatedStateMachine``; the node's `hive.sqlite`
+/// syncs itself and is not modelled, as in the node's own power-loss tests).
 final class SimulatedDisk {
     /// The node's directory; each crash moves to a fresh generation below it.
     private let base: String
@@ -48,23 +54,132 @@ final class SimulatedDisk {
         // The log's directory exists (durably) before the model starts, as a node's data
         // directory's does once created.
         try FileSystem.makeDirectories(FileSystem.join(base, "g0/log"))
+        try FileSystem.makeDirectories(FileSystem.join(base, "g0/quorum"))
         powerLoss = try PowerLossDisk(root: FileSystem.join(base, "g0"))
         powerLoss.performsSyncs = false
         powerLoss.skippedSites = skippedSites
         FileLayer.install(powerLoss)
     }
 
-    /// Opens the log (the production recovery) and reads what a start-up reads.
-    /// - Returns: the hard state (none written yet: zero) and every entry the log holds.
-    func open() throws(ClusterError) -> (hardState: HardState, entries: [RaftEntry]) {
+    /// The cluster checkpoints' directory, named as in a node's data directory.
+    private var checkpointDirectory: String { FileSystem.join(root, "quorum") }
+
+    /// What a start-up found on the disk.
+    struct Opened {
+        /// The hard state (zero when none was written yet).
+        var hardState: HardState
+        /// Every entry the log holds.
+        var entries: [RaftEntry]
+        /// The newest checkpoint that passed its checks, and its hive read into memory.
+        var checkpoint: (state: HiveState, hive: Hive)?
+        /// Newer checkpoints passed over as damaged, with what is wrong with each.
+        var passedOver: [(path: String, problem: String)]
+    }
+
+    /// The production start-up's storage steps: recovers the log (cutting a torn tail), finds
+    /// the newest valid checkpoint (passing over damaged ones), checks that the log reaches
+    /// back to it, reads the hard state; only then are damaged checkpoints set aside.
+    /// - Throws: what the production start-up refuses with (damage before the log's tail, a
+    ///   log that does not reach the checkpoint, a hard-state file that fails its checksum).
+    func open() throws(ClusterError) -> Opened {
         log?.close()
+        log = nil
         let (opened, _) = try QuorumLog.open(directory: FileSystem.join(root, "log"), segmentTargetBytes: Self.segmentTargetBytes)
-        log = opened
-        let hardState = try RaftHardStateFile.read(in: root) ?? HardState()
-        writtenHardState = hardState
-        let entries = opened.lastEntryIndex >= opened.firstEntryIndex
-            ? try opened.raftEntries(from: opened.firstEntryIndex, through: opened.lastEntryIndex, maxBytes: Int.max) : []
-        return (hardState, entries)
+        do throws(ClusterError) {
+            let (checkpoint, passedOver) = try ClusterCheckpoints.newestValid(in: checkpointDirectory)
+            let checkpointIndex = checkpoint?.state.appliedIndex ?? 0
+            if let first = opened.firstIndex, first > checkpointIndex + 1 {
+                throw ClusterError(
+                    .clusterLogCorrupt, "the quorum log starts at index \(first) but the newest valid checkpoint holds only \(checkpointIndex)")
+            }
+            let hardState = try RaftHardStateFile.read(in: root) ?? HardState()
+            let entries = opened.lastEntryIndex >= opened.firstEntryIndex
+                ? try opened.raftEntries(from: opened.firstEntryIndex, through: opened.lastEntryIndex, maxBytes: Int.max) : []
+            var loaded: (HiveState, Hive)?
+            if let checkpoint {
+                let file = try Hive.openReadOnly(path: checkpoint.path)
+                defer { file.close() }
+                loaded = (checkpoint.state, try file.inMemoryImage())
+            }
+            try ClusterCheckpoints.setAside(passedOver.map(\.path), in: checkpointDirectory)
+            writtenHardState = hardState
+            log = opened
+            return Opened(hardState: hardState, entries: entries, checkpoint: loaded, passedOver: passedOver)
+        } catch {
+            opened.close()
+            throw error
+        }
+    }
+
+    /// Writes `hive` as the newest cluster checkpoint as the node does: the image, its checksum
+    /// file, the rename, the directory sync, SQLite's full integrity check.
+    func writeCheckpoint(of hive: Hive) throws(ClusterError) {
+        let checkpoint = try ClusterCheckpoints.write(from: hive, to: checkpointDirectory)
+        _ = try ClusterCheckpoints.validate(path: checkpoint.path, fullIntegrityCheck: true, checkingSum: false)
+    }
+
+    /// Keeps the newest ``Limits/clusterCheckpointsKept`` checkpoints and removes the log's
+    /// segments through the older kept one, as the node does after a checkpoint (not through the
+    /// newest: the older one and the log are the fallback when the newest is found damaged).
+    /// - Returns: the index of the oldest checkpoint kept, nil when there is none.
+    func pruneCheckpoints() throws(ClusterError) -> UInt64? {
+        try ClusterCheckpoints.prune(in: checkpointDirectory)
+        guard let olderKept = try ClusterCheckpoints.olderKeptIndex(in: checkpointDirectory) else {
+            guard let only = try ClusterCheckpoints.list(in: checkpointDirectory).last else { return nil }
+            return try ClusterCheckpoints.state(path: only.path).appliedIndex
+        }
+        try log?.compact(through: olderKept)
+        return olderKept
+    }
+
+    /// The files a bit flip may hit, in four kinds, each with the offsets that hold data: the
+    /// newest checkpoint image and its checksum file (the ones a start-up checks first; the older
+    /// one is read only when those fail, and a node with both damaged stays down like one with a
+    /// damaged log), the hard-state file, and the log's segments but the last (a flip in the last
+    /// segment's last group is indistinguishable from a torn write: see "Known limits" in
+    /// docs/ARCHITECTURE.md). In a checkpoint image only bytes that are not zero count: a small
+    /// hive's pages are mostly unused space, where a flip changes nothing anyone reads.
+    private func flipCandidates() throws(ClusterError) -> [[(path: String, offsets: [Int])]] {
+        func data(_ path: String, from start: Int = 0, nonzeroOnly: Bool = false) throws(ClusterError) -> [(path: String, offsets: [Int])] {
+            let bytes = try SystemFile(path: path, flags: O_RDONLY).readAll()
+            guard let last = bytes.lastIndex(where: { $0 != 0 }), last >= start else { return [] }
+            return [(path, nonzeroOnly ? (start...last).filter { bytes[$0] != 0 } : Array(start...last))]
+        }
+        var kinds: [[(path: String, offsets: [Int])]] = []
+        if let (_, path) = try ClusterCheckpoints.list(in: checkpointDirectory).last {
+            kinds.append(try data(path, nonzeroOnly: true))
+            if FileSystem.exists(path + ClusterCheckpoints.checksumSuffix) { kinds.append(try data(path + ClusterCheckpoints.checksumSuffix)) }
+        }
+        let hardState = FileSystem.join(root, RaftHardStateFile.fileName)
+        if FileSystem.exists(hardState) { kinds.append(try data(hardState)) }
+        let logDirectory = FileSystem.join(root, "log")
+        var segments: [(path: String, offsets: [Int])] = []
+        for name in try FileSystem.list(logDirectory).filter({ $0.hasSuffix(".seg") }).sorted().dropLast() {
+            segments += try data(FileSystem.join(logDirectory, name), from: QuorumLog.segmentHeaderSize)
+        }
+        kinds.append(segments)
+        return kinds.filter { !$0.isEmpty }
+    }
+
+    /// Flips one bit, chosen by `random`, of a file ``flipCandidates()`` names, in place: a
+    /// disk's silent corruption of data at rest. Called while the node is down, between the
+    /// power loss and the new model, so the flip is durable.
+    /// - Returns: what was flipped, nil when no file holds data yet.
+    private func flipRandomBit(using random: inout RandomSource) throws(ClusterError) -> String? {
+        // A kind first, then a file of it: the log's many small segments would otherwise take
+        // nearly every flip.
+        let kinds = try flipCandidates()
+        guard !kinds.isEmpty else { return nil }
+        let files = kinds[Int.random(in: 0..<kinds.count, using: &random)]
+        let (path, offsets) = files[Int.random(in: 0..<files.count, using: &random)]
+        let offset = offsets[Int.random(in: 0..<offsets.count, using: &random)]
+        let bit = Int.random(in: 0..<8, using: &random)
+        let file = try SystemFile(path: path, flags: O_RDWR)
+        var byte = try file.read(count: 1, at: offset)
+        precondition(byte.count == 1, "the flipped byte exists")
+        byte[0] ^= UInt8(1) << UInt8(bit)
+        try file.write(byte, at: offset)
+        return "bit \(bit) of byte \(offset) of \(path.dropFirst(root.count + 1))"
     }
 
     /// Writes the hard state when it changed (term or vote: the commit index alone is not
@@ -95,13 +210,10 @@ final class SimulatedDisk {
         try log.discardAll()
     }
 
-    /// Drops whole segments covered by a durable snapshot.
-    func compact(through index: UInt64) throws(ClusterError) {
-        try log?.compact(through: index)
-    }
-
-    /// Power fails: the directory becomes what `tear` leaves of it.
-    func crash(tear: PowerLossDisk.Tear) throws(ClusterError) {
+    /// Power fails: the directory becomes what `tear` leaves of it; with `flippingABit`, one
+    /// bit of what it holds is then flipped (``flipRandomBit(using:)``).
+    /// - Returns: the bit flipped, if one was.
+    func crash(tear: PowerLossDisk.Tear, flippingABit: Bool, random: inout RandomSource) throws(ClusterError) -> String? {
         log?.close()
         log = nil
         let image = powerLoss.image(tear: tear)
@@ -109,6 +221,7 @@ final class SimulatedDisk {
         let old = root
         generation += 1
         try PowerLossDisk.materialize(image, at: root)
+        let flipped = flippingABit ? try flipRandomBit(using: &random) : nil
         try FileSystem.removeTree(old)
         powerLoss = try PowerLossDisk(root: root)
         powerLoss.performsSyncs = false
@@ -116,6 +229,7 @@ final class SimulatedDisk {
         powerLoss.isFull = isFull
         powerLoss.shortWritesWhenFull = shortWritesWhenFull
         FileLayer.install(powerLoss)
+        return flipped
     }
 
     /// Removes the directory and stops watching it.

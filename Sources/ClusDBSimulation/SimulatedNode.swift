@@ -26,8 +26,16 @@ final class SimulatedNode {
     /// The state machine, the hive; durable, applied atomically with its index.
     let stateMachine: SimulatedStateMachine
     /// The image of the durable snapshot (a cluster checkpoint), for followers that need it; nil
-    /// before the first.
+    /// before the first. With a disk, read back from the checkpoint file at each start.
     var snapshotImage: SimulatedStateMachine.Image?
+    /// The images written as checkpoint files, by index: the ghost state a checkpoint read back
+    /// from its file is given, and the contents it must have (those the disk still keeps).
+    private var writtenImages: [UInt64: SimulatedStateMachine.Image] = [:]
+    /// What the last start found wrong with a checkpoint read back from its file (a finding: its
+    /// checks passed, yet it is not what was written); the node is then left down.
+    private(set) var readBackMismatch: String?
+    /// Newer checkpoints the last start passed over as damaged.
+    private(set) var checkpointsPassedOver = 0
     /// Images that arrived with InstallSnapshot messages, by snapshot index, until a Ready hands
     /// the snapshot out (volatile: the transport holds them in memory or a temporary file).
     var receivedImages: [UInt64: SimulatedStateMachine.Image] = [:]
@@ -53,7 +61,7 @@ final class SimulatedNode {
     init(id: NodeID, durable: DurableState) throws(ClusterError) {
         self.id = id
         self.durable = durable
-        stateMachine = try SimulatedStateMachine()
+        stateMachine = try SimulatedStateMachine(bootstrap: durable.bootstrapConfiguration)
     }
 
     /// Starts (or restarts) the replica from the durable state. Read contexts start from a new
@@ -61,11 +69,35 @@ final class SimulatedNode {
     /// - Throws: the replica's refusal of the durable state (a finding: no crash of a correct
     ///   driver may leave a state the replica refuses).
     func start(options: RaftOptions, seed: UInt64) throws(ClusterError) {
+        readBackMismatch = nil
+        checkpointsPassedOver = 0
         if let disk {
-            // The production start-up: recovery of the log, the hard state, and the log's
-            // entries kept only where they continue the snapshot.
+            // The production start-up: recovery of the log, the newest valid checkpoint as the
+            // snapshot, the hard state, and the log's entries kept only where they continue the
+            // snapshot.
             let recovered = try disk.open()
             durable.hardState = recovered.hardState
+            checkpointsPassedOver = recovered.passedOver.count
+            if let (state, hive) = recovered.checkpoint {
+                // What was read back must be what was written; anything else is damage the
+                // checks let through (a finding, reported before anything uses it).
+                guard let written = writtenImages[state.appliedIndex] else {
+                    readBackMismatch = "a checkpoint that passed its checks records index \(state.appliedIndex), at which this node wrote none"
+                    return
+                }
+                guard try hive.exportBlocking(.root) == written.hive.exportBlocking(.root), try hive.configuration() == written.hive.configuration(),
+                    try hive.state() == written.hive.state()
+                else {
+                    readBackMismatch = "the checkpoint at index \(state.appliedIndex) passed its checks but holds other keys, values or state than were written"
+                    return
+                }
+                let configuration = try hive.configuration() ?? durable.bootstrapConfiguration
+                durable.snapshot = SnapshotMetadata(index: state.appliedIndex, term: state.appliedTerm, configuration: configuration)
+                snapshotImage = try SimulatedStateMachine.image(readBack: hive, ghost: written)
+            } else {
+                durable.snapshot = nil
+                snapshotImage = nil
+            }
             durable.entries = DurableState.entries(continuing: durable.snapshot, from: recovered.entries)
         }
         var state = durable
@@ -76,13 +108,16 @@ final class SimulatedNode {
         configurationsSinceTake = [replica.configuration]
     }
 
-    /// Loses everything volatile; a disk keeps what `tear` leaves of its unsynced writes.
-    func crash(tear: PowerLossDisk.Tear) throws(ClusterError) {
-        try disk?.crash(tear: tear)
+    /// Loses everything volatile; a disk keeps what `tear` leaves of its unsynced writes, and
+    /// with `flippingABit` has one bit of its files flipped.
+    /// - Returns: the bit flipped, if one was.
+    func crash(tear: PowerLossDisk.Tear, flippingABit: Bool, random: inout RandomSource) throws(ClusterError) -> String? {
+        let flipped = try disk?.crash(tear: tear, flippingABit: flippingABit, random: &random)
         driver = nil
         readyInFlight = nil
         receivedImages = [:]
         configurationsSinceTake = []
+        return flipped
     }
 
     /// How far a crash let a Ready's persistence get, in the driver's order (``Ready``): the
@@ -115,10 +150,15 @@ final class SimulatedNode {
         if let snapshot = ready.snapshot, stage >= .snapshotFile {
             guard let image else { preconditionFailure("a Ready's snapshot comes with its image") }
             precondition(image.appliedIndex == snapshot.index, "the image is the snapshot's")
+            try checkMembership(of: image, against: snapshot)
+            if let disk {
+                // The received image becomes the newest checkpoint file, then the log goes.
+                try writeCheckpoint(image, on: disk)
+                try disk.discardLog()
+            }
             durable.snapshot = snapshot
             durable.entries = []
             snapshotImage = image
-            try disk?.discardLog()
             if stage >= .snapshotInstalled { try stateMachine.install(image) }
         }
         if let hardState = ready.hardState, stage >= .hardState {
@@ -162,9 +202,36 @@ final class SimulatedNode {
         guard index > base else { return }
         // The image first: if it cannot be taken, the durable state stays as it was.
         let image = try stateMachine.image()
+        precondition(image.appliedIndex == index, "a snapshot's image is the state machine at its index")
+        let snapshot = SnapshotMetadata(index: index, term: term, configuration: configuration)
+        try checkMembership(of: image, against: snapshot)
+        if let disk {
+            try writeCheckpoint(image, on: disk)
+        }
         durable.entries.removeFirst(Int(index - base))
-        durable.snapshot = SnapshotMetadata(index: index, term: term, configuration: configuration)
+        durable.snapshot = snapshot
         snapshotImage = image
-        try disk?.compact(through: index)
+    }
+
+    /// Checks that a snapshot's image records the membership the replica gives the snapshot: a
+    /// checkpoint read back at start-up takes its configuration from the image.
+    /// - Throws: `ERROR_INVALID_DATA` naming both (a finding).
+    private func checkMembership(of image: SimulatedStateMachine.Image, against snapshot: SnapshotMetadata) throws(ClusterError) {
+        let recorded = try image.hive.configuration()
+        guard recorded == snapshot.configuration else {
+            throw ClusterError(
+                .invalidData,
+                "membership: the image at index \(snapshot.index) records \(recorded.map { "voters \($0.voters.sorted()) learners \($0.learners.sorted())" } ?? "none"), "
+                    + "the snapshot voters \(snapshot.configuration.voters.sorted()) learners \(snapshot.configuration.learners.sorted())")
+        }
+    }
+
+    /// Writes `image` as a checkpoint file and prunes, remembering it (first: a write that
+    /// fails part-way may still leave the file in place) and forgetting images older than every
+    /// checkpoint the disk keeps.
+    private func writeCheckpoint(_ image: SimulatedStateMachine.Image, on disk: SimulatedDisk) throws(ClusterError) {
+        writtenImages[image.appliedIndex] = image
+        try disk.writeCheckpoint(of: image.hive)
+        if let oldestKept = try disk.pruneCheckpoints() { writtenImages = writtenImages.filter { $0.key >= oldestKept } }
     }
 }

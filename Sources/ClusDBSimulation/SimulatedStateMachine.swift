@@ -16,7 +16,8 @@ final class SimulatedStateMachine {
     /// A whole-hive copy taken at a snapshot (a cluster checkpoint's contents), with the ghost
     /// state of that moment. Never applied to: a node installs a copy of it.
     struct Image {
-        fileprivate let hive: Hive
+        /// The hive as the snapshot holds it (written to checkpoint files, copied on install).
+        let hive: Hive
         /// The index of the last entry the image holds.
         let appliedIndex: UInt64
         fileprivate let appliedWrites: [ClientWrite]
@@ -47,9 +48,10 @@ final class SimulatedStateMachine {
     private(set) var appliedWrites: [ClientWrite] = []
     private var appliedWriteSet: Set<ClientWrite> = []
 
-    /// An empty hive.
-    init() throws(ClusterError) {
+    /// An empty hive that records `bootstrap` as its membership, as every replica starts.
+    init(bootstrap: RaftConfiguration) throws(ClusterError) {
         hive = try Hive.inMemory(sessionRules: Self.sessionRules)
+        try hive.setConfiguration(bootstrap)
     }
 
     /// Applies a committed entry.
@@ -62,18 +64,27 @@ final class SimulatedStateMachine {
     func apply(_ entry: RaftEntry, applyRetriedTwice: Bool) throws(ClusterError) -> (Applied, CommandOutcome) {
         precondition(entry.index == appliedIndex + 1, "entries are applied in order, once (\(entry.index) after \(appliedIndex))")
         var command: HiveCommand?
-        if entry.kind == .command {
+        var membershipChange: ConfigurationChange?
+        switch entry.kind {
+        case .command:
             do throws(ClusterError) {
                 command = try HiveCommand(encoded: entry.payload)
             } catch {
                 throw ClusterError(.clusterLogCorrupt, "entry \(entry.index) does not decode: \(error.message)")
             }
+        case .configurationChange:
+            guard let change = ConfigurationChange(encoded: entry.payload) else {
+                throw ClusterError(.clusterLogCorrupt, "entry \(entry.index) is not a membership change")
+            }
+            membershipChange = change
+        case .noOp:
+            break
         }
         let write = command.flatMap { ClientWrite(command: $0) }
         if applyRetriedTwice, case .sessioned(_, let inner) = command { command = inner }
         var before: String?
         if let write { before = try value(named: write.key) }
-        let outcome = try hive.apply([Hive.Committed(index: entry.index, term: entry.term, command: command)])[0]
+        let outcome = try hive.apply([Hive.Committed(index: entry.index, term: entry.term, command: command, membershipChange: membershipChange)])[0]
         appliedIndex = entry.index
         guard let write else { return (.nothing, outcome) }
         guard before != write.value, try value(named: write.key) == write.value else {
@@ -95,9 +106,22 @@ final class SimulatedStateMachine {
         try hive.exportBlocking(.root)
     }
 
+    /// The membership the hive records at its applied index.
+    func configuration() throws(ClusterError) -> RaftConfiguration? {
+        try hive.configuration()
+    }
+
     /// A copy of everything, for a snapshot.
     func image() throws(ClusterError) -> Image {
         Image(hive: try hive.inMemoryImage(), appliedIndex: appliedIndex, appliedWrites: appliedWrites, appliedWriteSet: appliedWriteSet)
+    }
+
+    /// An image whose hive was read back from a checkpoint file, with the ghost state of the
+    /// image written there (`ghost`, at the same index): ghost state lives in no file.
+    static func image(readBack hive: Hive, ghost: Image) throws(ClusterError) -> Image {
+        let state = try hive.state()
+        precondition(state.appliedIndex == ghost.appliedIndex, "a checkpoint read back is the image written at its index")
+        return Image(hive: hive, appliedIndex: ghost.appliedIndex, appliedWrites: ghost.appliedWrites, appliedWriteSet: ghost.appliedWriteSet)
     }
 
     /// Replaces everything with a snapshot's image (the image itself stays as it was).

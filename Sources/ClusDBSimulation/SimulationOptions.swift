@@ -65,6 +65,14 @@ public struct SimulationOptions: Sendable, Equatable {
     public var fullDiskRate = 0.0
     /// The chance per step that a full disk frees.
     public var diskFreedRate = 0.02
+    /// With disks: the chance per crash that one bit of the crashed node's files flips while it
+    /// is down (a kept checkpoint or its checksum file, `raft.state`, a log segment before the
+    /// last). The checksums must catch every flip that start-up reads: a damaged newest
+    /// checkpoint is passed over for the older one and the log, other damage stops the node
+    /// for good (it stays down, like a node whose operator has not replaced its disk). A flip
+    /// is made only while no node is stopped so and the node's loss leaves its voters a quorum.
+    /// 0: never (and no random draw is spent on it).
+    public var bitFlipRate = 0.0
     /// Syncs the nodes' disks never make (deliberately broken storage, to show that the
     /// checkers catch the loss; with ``diskDirectory`` only).
     public var skippedSyncSites: Set<String> = []

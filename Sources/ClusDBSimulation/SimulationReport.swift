@@ -12,6 +12,12 @@ public struct SimulationReport {
         public var snapshotsSent = 0, snapshotsInstalled = 0, compactions = 0
         /// Disks that filled; persistences a full disk refused (the node then stopped).
         public var fullDisks = 0, persistenceRefused = 0
+        /// Bits flipped in crashed nodes' files; start-ups that refused the damage (the node
+        /// stayed down); start-ups that passed over a damaged newest checkpoint for the older.
+        public var bitFlips = 0, corruptionsRefused = 0, checkpointFallbacks = 0
+        /// Set when nodes stopped by damage left some configuration without a quorum, so the
+        /// healing phase could not elect a leader (not a failure; convergence is not checked).
+        public var quorumLostToDamage = false
         /// Client operations answered, and given up (outcome unknown).
         public var answered = 0, abandoned = 0
         /// Client writes committed again (a retry committed twice) that left the hive unchanged,

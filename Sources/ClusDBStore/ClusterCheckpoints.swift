@@ -189,6 +189,21 @@ public enum ClusterCheckpoints {
     /// way of the sequence and of pruning, kept for an operator to look at.
     public static let damagedSuffix = ".damaged"
 
+    /// Sets damaged checkpoints a start-up passed over aside: each is renamed
+    /// `chk<NNNN>.tmp.damaged` (its sum `chk<NNNN>.tmp.damaged.sum`), out of the way of the
+    /// sequence and of pruning, kept for an operator to look at; then `directory` is synced.
+    /// Start-up calls it only once recovery succeeded, so a refused start changes nothing.
+    public static func setAside(_ paths: [String], in directory: String) throws(ClusterError) {
+        guard !paths.isEmpty else { return }
+        for path in paths {
+            try FileSystem.renameWithoutSync(path, to: path + damagedSuffix)
+            if FileSystem.exists(path + checksumSuffix) {
+                try FileSystem.renameWithoutSync(path + checksumSuffix, to: path + damagedSuffix + checksumSuffix)
+            }
+        }
+        try FileSystem.syncDirectory(directory, site: SyncSite("checkpoint.passed-over"))
+    }
+
     /// Removes all but the newest `keep` checkpoints and any leftover temporary files.
     public static func prune(in directory: String, keep: Int = Limits.clusterCheckpointsKept) throws(ClusterError) {
         precondition(keep >= 1, "at least one checkpoint is kept")

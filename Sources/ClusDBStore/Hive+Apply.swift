@@ -1,4 +1,5 @@
 import ClusDBModel
+import ClusDBRaft
 import Foundation
 import GRDB
 
@@ -10,14 +11,21 @@ extension Hive {
         public var index: UInt64
         /// Its term.
         public var term: UInt64
-        /// The command; nil for an entry that changes nothing (a no-op).
+        /// The command; nil for an entry that changes no key or value (a no-op, a membership
+        /// change).
         public var command: HiveCommand?
+        /// The membership change a configuration entry carries: the hive records the
+        /// configuration it leads to (``Hive/configuration()``), so that every checkpoint holds
+        /// the membership at its index.
+        public var membershipChange: ConfigurationChange?
 
         /// Creates a committed command.
-        public init(index: UInt64, term: UInt64, command: HiveCommand?) {
+        public init(index: UInt64, term: UInt64, command: HiveCommand?, membershipChange: ConfigurationChange? = nil) {
+            precondition(command == nil || membershipChange == nil, "an entry is a command or a membership change")
             self.index = index
             self.term = term
             self.command = command
+            self.membershipChange = membershipChange
         }
 
         /// Decodes a log entry read back from storage.
@@ -25,10 +33,13 @@ extension Hive {
         ///   not decode.
         public init(entry: LogEntry) throws(ClusterError) {
             switch entry.kind {
-            case .noop, .configurationChange:
-                // A membership change is the replica's business: the hive only moves its applied
-                // index past it.
+            case .noop:
                 self.init(index: entry.index, term: entry.term, command: nil)
+            case .configurationChange:
+                guard let change = ConfigurationChange(encoded: entry.payload) else {
+                    throw ClusterError(.clusterLogCorrupt, "log entry \(entry.index) passes its checksum but is not a membership change")
+                }
+                self.init(index: entry.index, term: entry.term, command: nil, membershipChange: change)
             case .command:
                 do throws(ClusterError) {
                     self.init(index: entry.index, term: entry.term, command: try HiveCommand(encoded: entry.payload))
@@ -71,6 +82,7 @@ extension Hive {
             for (offset, item) in batch.enumerated() {
                 precondition(offset == 0 || item.index == batch[offset - 1].index + 1, "committed entries are consecutive")
                 guard let command = item.command else {
+                    if let change = item.membershipChange { try Self.recordMembership(change, at: item.index, in: db) }
                     outcomes.append(.done)
                     continue
                 }
@@ -175,6 +187,45 @@ extension Hive {
             }
         }
         return outcome
+    }
+
+    /// Records the configuration a committed membership change leads to. The change applies to
+    /// the configuration the hive holds, as the replica applies it to its own (a change that does
+    /// not apply leaves both as they were).
+    /// - Throws: `ERROR_CLUSTERLOG_CORRUPT` when the hive records no configuration: a hive that
+    ///   was never given its bootstrap membership cannot know what the change changes.
+    static func recordMembership(_ change: ConfigurationChange, at index: UInt64, in db: Database) throws {
+        guard let current = try configuration(db) else {
+            throw ClusterError(.clusterLogCorrupt, "membership change \(change) at index \(index), but the hive records no configuration to change")
+        }
+        guard let next = current.applying(change) else { return }
+        try db.execute(sql: "UPDATE hive_membership SET configuration = ? WHERE id = 1", arguments: [Data(next.encoded)])
+    }
+
+    /// Records `configuration` as the cluster's membership, replacing any (at bootstrap, before
+    /// the first entry: the configuration every replica starts from).
+    public func setConfiguration(_ configuration: RaftConfiguration) throws(ClusterError) {
+        try Self.storage {
+            try database.write { db in
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO hive_membership(id, configuration) VALUES(1, ?)", arguments: [Data(configuration.encoded)])
+            }
+        }
+    }
+
+    /// The membership at the applied index: the bootstrap configuration with every applied change;
+    /// nil for a hive never given one (a single node of format version 1, whose one member is
+    /// implied).
+    public func configuration() throws(ClusterError) -> RaftConfiguration? {
+        try Self.storage { try database.read { db in try Self.configuration(db) } }
+    }
+
+    static func configuration(_ db: Database) throws -> RaftConfiguration? {
+        guard let data = try Data.fetchOne(db, sql: "SELECT configuration FROM hive_membership WHERE id = 1") else { return nil }
+        guard let configuration = RaftConfiguration(encoded: Array(data)) else {
+            throw ClusterError(.invalidData, "the hive's membership record does not decode (\(data.count) bytes)")
+        }
+        return configuration
     }
 
     /// Sets the cluster identity recorded in the hive (at bootstrap and restore).

@@ -12,7 +12,8 @@ import Synchronization
 ///
 /// Schema (see `docs/FORMATS.md`): `hive_key(id, parent, name, fold)` with the root as id 1,
 /// `hive_value(key, fold, name, type, data)`, and the one-row `hive_state(applied_index,
-/// applied_term, cluster_name, cluster_id)`. `fold` is ``RegistryName/fold(_:)`` of the name:
+/// applied_term, cluster_name, cluster_id)`, the client sessions, and the one-row
+/// `hive_membership(configuration)` (the Raft configuration at the applied index). `fold` is ``RegistryName/fold(_:)`` of the name:
 /// lookups compare folds, output shows names as they were first written.
 ///
 /// - Important: ``apply(_:)`` writes the applied index in the same transaction as the changes,
@@ -151,6 +152,9 @@ public final class Hive: Sendable {
                     last_index INTEGER NOT NULL,
                     command_crc INTEGER);
                 CREATE INDEX IF NOT EXISTS hive_session_by_last_index ON hive_session(last_index, client);
+                CREATE TABLE IF NOT EXISTS hive_membership(
+                    id INTEGER PRIMARY KEY CHECK(id = 1),
+                    configuration BLOB NOT NULL);
                 INSERT OR IGNORE INTO hive_key(id, parent, name, fold) VALUES(1, 0, '', '');
                 INSERT OR IGNORE INTO hive_state VALUES(1, 1, 0, 0, '', '');
                 """)

@@ -40,25 +40,31 @@ public enum RaftHardStateFile {
     }
 
     /// Decodes ``encode(_:)``.
-    /// - Throws: `ERROR_REVISION_MISMATCH` (1306) for a newer format version, naming it;
-    ///   `ERROR_INVALID_DATA` for anything else that is not a hard state of this format.
+    /// - Throws: `ERROR_INVALID_DATA` for a file of this format's size that fails its checksum
+    ///   (whatever its version field says) and anything else that is not a hard state of this
+    ///   format; `ERROR_REVISION_MISMATCH` (1306) for a newer format version, naming it.
     public static func decode(_ bytes: [UInt8], path: String) throws(ClusterError) -> HardState {
         guard bytes.count >= 12, Array(bytes[0..<8]) == magic else {
             throw ClusterError(.invalidData, "\(path) is not a Raft hard-state file (its first bytes are not CLUSRAFT)")
         }
         var reader = ByteReader(bytes, offset: 8)
         let version = try reader.u32()
+        // The checksum before the version, wherever it can be checked: a flipped bit in the
+        // version field is damage, not a newer format (the simulator's bit flips found the
+        // other order asking for a newer build).
+        if bytes.count == size {
+            let expected = Array(bytes[0..<(size - 4)]).withUnsafeBytes { CRC32C.checksum($0) }
+            var crcReader = ByteReader(bytes, offset: size - 4)
+            guard try crcReader.u32() == expected else {
+                throw ClusterError(.invalidData, "\(path) fails its checksum: the vote and term in it cannot be trusted")
+            }
+        }
         if version > formatVersion {
             throw ClusterError(
                 .revisionMismatch, "\(path) has hard-state format \(version); this build reads format \(formatVersion): use a newer build")
         }
         guard version == formatVersion, bytes.count == size else {
             throw ClusterError(.invalidData, "\(path) is \(bytes.count) bytes of format \(version); format \(formatVersion) is \(size) bytes")
-        }
-        let expected = Array(bytes[0..<(size - 4)]).withUnsafeBytes { CRC32C.checksum($0) }
-        var crcReader = ByteReader(bytes, offset: size - 4)
-        guard try crcReader.u32() == expected else {
-            throw ClusterError(.invalidData, "\(path) fails its checksum: the vote and term in it cannot be trusted")
         }
         let term = try reader.u64()
         let hasVote = try reader.u8()

@@ -26,7 +26,7 @@ func fail(_ message: String) -> Never {
 }
 
 /// The flags this tool reads: those followed by a value, and those that stand alone.
-let valueFlags: Set<String> = ["--seed", "--seeds", "--first", "--nodes", "--broken", "--disks", "--full-disks", "--skip-sync"]
+let valueFlags: Set<String> = ["--seed", "--seeds", "--first", "--nodes", "--broken", "--disks", "--full-disks", "--bit-flips", "--skip-sync", "--compact-every"]
 let switchFlags: Set<String> = ["--milestones", "--help"]
 let usage = """
     usage: clusdb-simulate --seed N [--nodes 3|5|3,5] [--milestones]     one run and its report
@@ -34,6 +34,8 @@ let usage = """
       --broken NAME         switch on a deliberate protocol bug (to see the checkers catch it)
       --disks DIR           keep logs and hard states in the production files below DIR (tmpfs: /dev/shm)
       --full-disks RATE     with --disks: a disk fills with this chance per step (and frees later)
+      --bit-flips RATE      with --disks: a crash flips a bit of the node's files with this chance
+      --compact-every N     compact each node's log every N applied entries (else drawn from the seed)
       --skip-sync SITE      with --disks: one storage sync never happens (log.append, raft.state.file, ...)
     """
 
@@ -91,6 +93,15 @@ func options(seed: UInt64, nodes: Int) -> SimulationOptions {
         guard options.diskDirectory != nil else { fail("--full-disks needs --disks DIR: only the production files can fill") }
         options.fullDiskRate = value
     }
+    if let rate = argument("--bit-flips") {
+        guard let value = Double(rate), (0...1).contains(value) else { fail("--bit-flips takes a chance per crash in [0, 1], not \(rate)") }
+        guard options.diskDirectory != nil else { fail("--bit-flips needs --disks DIR: only the production files can be damaged") }
+        options.bitFlipRate = value
+    }
+    if let every = argument("--compact-every") {
+        guard let value = Int(every), value >= 1 else { fail("--compact-every takes a positive number of entries, not \(every)") }
+        options.compactionEveryEntries = value
+    }
     if let site = argument("--skip-sync") { options.skippedSyncSites = [site] }
     return options
 }
@@ -121,12 +132,16 @@ guard let first = UInt64(argument("--first") ?? "1"), first.addingReportingOverf
 }
 var failures: [String] = []
 var answered = 0
+var bitFlips = 0, corruptionsRefused = 0, checkpointFallbacks = 0
 for offset in 0..<count {
     let seed = first + offset
     for nodes in nodeCounts {
         var simulation = ClusterSimulation(options: options(seed: seed, nodes: nodes))
         let report = simulation.run()
         answered += report.statistics.answered
+        bitFlips += report.statistics.bitFlips
+        corruptionsRefused += report.statistics.corruptionsRefused
+        checkpointFallbacks += report.statistics.checkpointFallbacks
         if !report.passed {
             let line = "seed \(seed), \(nodes) nodes: \(report.violations.first!) — replay: \(report.replayCommand)"
             failures.append(line)
@@ -138,4 +153,7 @@ for offset in 0..<count {
     }
 }
 say("summary: \(count) seeds × nodes \(nodeCounts.map(String.init).joined(separator: ",")): \(failures.count) failing")
+if bitFlips > 0 {
+    say("bit flips: \(bitFlips), refused at start-up: \(corruptionsRefused), damaged newest checkpoint passed over: \(checkpointFallbacks)")
+}
 exit(failures.isEmpty ? 0 : 1)

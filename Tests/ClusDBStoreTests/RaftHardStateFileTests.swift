@@ -22,24 +22,39 @@ struct RaftHardStateFileTests {
         }
     }
 
-    @Test("Every flipped byte and every cut is refused, a newer format names itself")
+    @Test("Every flipped bit and every cut is refused as damage (not as a newer format), a newer format names itself")
     func damageRefused() throws {
         let bytes = RaftHardStateFile.encode(HardState(term: 9, vote: 2, commit: 44))
         for position in bytes.indices {
-            var damaged = bytes
-            damaged[position] ^= 0x01
-            #expect(throws: ClusterError.self, "byte \(position)") { try RaftHardStateFile.decode(damaged, path: "raft.state") }
+            for bit in 0..<8 {
+                var damaged = bytes
+                damaged[position] ^= UInt8(1) << UInt8(bit)
+                do {
+                    _ = try RaftHardStateFile.decode(damaged, path: "raft.state")
+                    Issue.record("bit \(bit) of byte \(position) flipped is accepted")
+                } catch {
+                    // A flip in the version field asked for a newer build before the checksum came first.
+                    #expect(error.code == .invalidData, "bit \(bit) of byte \(position): \(error)")
+                }
+            }
         }
         for length in 0..<bytes.count {
             #expect(throws: ClusterError.self, "cut at \(length)") { try RaftHardStateFile.decode(Array(bytes[0..<length]), path: "raft.state") }
         }
-        var newer = bytes
+        // A newer format of the same size, with its own valid checksum, and a longer one.
+        var newer = Array(bytes[0..<(bytes.count - 4)])
         newer[8] = 2  // format version 2, little-endian
-        do {
-            _ = try RaftHardStateFile.decode(newer, path: "raft.state")
-            Issue.record("a newer format is refused")
-        } catch {
-            #expect(error.code == .revisionMismatch && error.message.contains("format 2"))
+        let crc = newer.withUnsafeBytes { CRC32C.checksum($0) }
+        newer += (0..<4).map { UInt8(truncatingIfNeeded: crc >> (8 * $0)) }
+        var longer = bytes + [0, 0, 0, 0]
+        longer[8] = 3
+        for (file, version) in [(newer, 2), (longer, 3)] {
+            do {
+                _ = try RaftHardStateFile.decode(file, path: "raft.state")
+                Issue.record("a newer format is refused")
+            } catch {
+                #expect(error.code == .revisionMismatch && error.message.contains("format \(version)"), "\(error)")
+            }
         }
     }
 
