@@ -62,7 +62,7 @@ public struct ClusterSimulation {
     /// Writes clients were told succeeded.
     private var acknowledgedWrites: [ClientWrite] = []
     /// Nodes whose last crash flipped a bit of their files, with what was flipped.
-    private var flippedNodes: [NodeID: String] = [:]
+    private var flippedNodes: [NodeID: SimulatedDisk.BitFlip] = [:]
     /// Nodes whose start-up refused a flipped bit: they stay down for the rest of the run.
     private var stoppedByDamage: Set<NodeID> = []
 
@@ -386,7 +386,7 @@ public struct ClusterSimulation {
             if let flipped = try nodes[id]!.crash(tear: tear, flippingABit: flipping, random: &random) {
                 flippedNodes[id] = flipped
                 statistics.bitFlips += 1
-                note("node \(id) crashes; \(flipped) flips")
+                note("node \(id) crashes; \(flipped.description) flips")
                 digest.add(id, now, 0xF1A9)
             } else {
                 note("node \(id) crashes")
@@ -400,30 +400,41 @@ public struct ClusterSimulation {
 
     private mutating func restart(_ id: NodeID) {
         guard nodes[id]?.isUp == false, !stoppedByDamage.contains(id) else { return }
-        let flipped = flippedNodes.removeValue(forKey: id)
+        let flip = flippedNodes.removeValue(forKey: id)
+        let flipped = flip.map { " (\($0.description) flipped)" } ?? ""
         do { try nodes[id]!.start(options: raftOptions, seed: random.next()) } catch {
-            if let flipped, error.code == .clusterLogCorrupt || error.code == .invalidData {
+            if let flip, nodes[id]!.startRefusedByStorage, flip.explains(error) {
                 // The checksums caught the flip and the start-up refused it, changing nothing:
                 // the node stays down, as one whose operator has not replaced its disk yet.
                 stoppedByDamage.insert(id)
                 statistics.corruptionsRefused += 1
-                note("node \(id) refuses to start after \(flipped) flipped: \(error)")
+                note("node \(id) refuses to start\(flipped): \(error)")
                 return
             }
-            checker.record("start-up: node \(id) refused the state a crash left\(flipped.map { " (\($0) flipped)" } ?? ""): \(error)")
+            checker.record("start-up: node \(id) refused the state a crash left\(flipped): \(error)")
             return
         }
         if let mismatch = nodes[id]!.readBackMismatch {
-            checker.record("checkpoint: node \(id) started from a damaged checkpoint\(flipped.map { " (\($0) flipped)" } ?? ""): \(mismatch)")
+            checker.record("checkpoint: node \(id) started from a damaged checkpoint\(flipped): \(mismatch)")
             return
         }
-        if nodes[id]!.checkpointsPassedOver > 0 {
-            guard let flipped else {
+        // Every flip is in a file this start read: it must have been caught.
+        switch flip?.kind {
+        case nil:
+            if nodes[id]!.checkpointsPassedOver > 0 {
                 checker.record("checkpoint: node \(id) passed over a checkpoint no bit flip damaged: a checkpoint in place must be whole")
                 return
             }
+        case .checkpointImage?, .checkpointSum?:
+            guard nodes[id]!.checkpointsPassedOver > 0 else {
+                checker.record("checkpoint: node \(id) started from its newest checkpoint\(flipped) without noticing the damage")
+                return
+            }
             statistics.checkpointFallbacks += 1
-            note("node \(id) passes over its newest checkpoint (\(flipped) flipped) for the older one and the log")
+            note("node \(id) passes over its newest checkpoint\(flipped) for the older one and the log")
+        case .hardState?, .logSegment?:
+            checker.record("start-up: node \(id) started\(flipped) without noticing the damage")
+            return
         }
         statistics.restarts += 1
         note("node \(id) restarts: \(nodes[id]!.replica!.summary)")
@@ -473,7 +484,10 @@ public struct ClusterSimulation {
     /// without it the voters of the leader's configuration still make a quorum (the healing
     /// phase must find a leader). With no leader in sight, no.
     private func mayStopForGood(_ id: NodeID) -> Bool {
-        guard stoppedByDamage.isEmpty, flippedNodes.isEmpty, let leader = memberIDs.compactMap({ nodes[$0]!.replica }).first(where: { $0.role == .leader }) else {
+        // The leader of the highest term: an older one may not know it was deposed.
+        guard stoppedByDamage.isEmpty, flippedNodes.isEmpty,
+            let leader = memberIDs.compactMap({ nodes[$0]!.replica }).filter({ $0.role == .leader }).max(by: { $0.term < $1.term })
+        else {
             return false
         }
         // A membership change in the leader's log may yet shrink the voters: none may be pending.
@@ -538,16 +552,15 @@ public struct ClusterSimulation {
     }
 
     /// Why no leader can be elected, when nodes stopped by damage are a majority of the voters
-    /// of an up node's configuration; nil otherwise.
+    /// in the configuration of the up node with the most advanced log (the one an election
+    /// would have to go through); nil otherwise.
     private func quorumLostToDamage() -> String? {
-        for id in memberIDs {
-            guard let voters = nodes[id]!.replica?.configuration.voters else { continue }
-            let stopped = voters.intersection(stoppedByDamage)
-            if !stopped.isEmpty && voters.count - stopped.count < voters.count / 2 + 1 {
-                return "node \(id)'s voters \(voters.sorted()) include \(stopped.sorted()), stopped by damage: no quorum is left"
-            }
-        }
-        return nil
+        let position = { (replica: RaftReplica) in (replica.term(at: replica.lastIndex) ?? 0, replica.lastIndex) }
+        guard let newest = memberIDs.compactMap({ nodes[$0]!.replica }).max(by: { position($0) < position($1) }) else { return nil }
+        let voters = newest.configuration.voters
+        let stopped = voters.intersection(stoppedByDamage)
+        guard !stopped.isEmpty && voters.count - stopped.count < voters.count / 2 + 1 else { return nil }
+        return "node \(newest.id)'s voters \(voters.sorted()) include \(stopped.sorted()), stopped by damage: no quorum is left"
     }
 
     private mutating func startHealing() {
@@ -666,9 +679,12 @@ public struct ClusterSimulation {
             if leaders.isEmpty, let lost = quorumLostToDamage() {
                 // Not a liveness failure: no protocol elects a leader without a quorum. The
                 // guards above make this rare (a membership change an earlier leader appended
-                // can still commit after a flip); the safety checks still ran.
+                // can still commit after a flip). The checks along the run held; of the end's,
+                // only the clients' history can still be judged (without a leader nobody can
+                // say which acknowledged writes every node must hold).
                 statistics.quorumLostToDamage = true
                 note("no leader: \(lost)")
+                checkHistory()
                 return
             }
             let states = memberIDs.map { id in
@@ -701,6 +717,11 @@ public struct ClusterSimulation {
             checker.record("durability: acknowledged write \(write.client)/\(write.sequence) (\(write.key) = \(write.value)) is not in the final state")
             return
         }
+        checkHistory()
+    }
+
+    /// The clients' history must be linearizable.
+    private mutating func checkHistory() {
         let result = LinearizabilityChecker(model: Model()).check(history)
         switch result {
         case .linearizable: break

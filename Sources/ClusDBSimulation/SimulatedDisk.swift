@@ -76,6 +76,9 @@ final class SimulatedDisk {
         var passedOver: [(path: String, problem: String)]
     }
 
+    /// Part of the refusal of a log that does not reach back to the newest valid checkpoint.
+    static let logBeforeCheckpointMessage = "the newest valid checkpoint holds only"
+
     /// The production start-up's storage steps: recovers the log (cutting a torn tail), finds
     /// the newest valid checkpoint (passing over damaged ones), checks that the log reaches
     /// back to it, reads the hard state; only then are damaged checkpoints set aside.
@@ -89,8 +92,7 @@ final class SimulatedDisk {
             let (checkpoint, passedOver) = try ClusterCheckpoints.newestValid(in: checkpointDirectory)
             let checkpointIndex = checkpoint?.state.appliedIndex ?? 0
             if let first = opened.firstIndex, first > checkpointIndex + 1 {
-                throw ClusterError(
-                    .clusterLogCorrupt, "the quorum log starts at index \(first) but the newest valid checkpoint holds only \(checkpointIndex)")
+                throw ClusterError(.clusterLogCorrupt, "the quorum log starts at index \(first) but \(Self.logBeforeCheckpointMessage) \(checkpointIndex)")
             }
             let hardState = try RaftHardStateFile.read(in: root) ?? HardState()
             let entries = opened.lastEntryIndex >= opened.firstEntryIndex
@@ -135,43 +137,89 @@ final class SimulatedDisk {
     /// The files a bit flip may hit, in four kinds, each with the offsets that hold data: the
     /// newest checkpoint image and its checksum file (the ones a start-up checks first; the older
     /// one is read only when those fail, and a node with both damaged stays down like one with a
-    /// damaged log), the hard-state file, and the log's segments but the last (a flip in the last
+    /// damaged log), the hard-state file, and the log's segments but the last, headers and
+    /// records without their padding (a flip in the last
     /// segment's last group is indistinguishable from a torn write: see "Known limits" in
     /// docs/ARCHITECTURE.md). In a checkpoint image only bytes that are not zero count: a small
     /// hive's pages are mostly unused space, where a flip changes nothing anyone reads.
-    private func flipCandidates() throws(ClusterError) -> [[(path: String, offsets: [Int])]] {
-        func data(_ path: String, from start: Int = 0, nonzeroOnly: Bool = false) throws(ClusterError) -> [(path: String, offsets: [Int])] {
+    private func flipCandidates() throws(ClusterError) -> [[(kind: BitFlip.Kind, path: String, offsets: [Int])]] {
+        typealias Candidate = (kind: BitFlip.Kind, path: String, offsets: [Int])
+        func data(_ kind: BitFlip.Kind, _ path: String, nonzeroOnly: Bool = false) throws(ClusterError) -> [Candidate] {
             let bytes = try SystemFile(path: path, flags: O_RDONLY).readAll()
-            guard let last = bytes.lastIndex(where: { $0 != 0 }), last >= start else { return [] }
-            return [(path, nonzeroOnly ? (start...last).filter { bytes[$0] != 0 } : Array(start...last))]
+            guard let last = bytes.lastIndex(where: { $0 != 0 }) else { return [] }
+            return [(kind, path, nonzeroOnly ? (0...last).filter { bytes[$0] != 0 } : Array(0...last))]
         }
-        var kinds: [[(path: String, offsets: [Int])]] = []
+        /// A segment's header and records without their zero padding (FORMATS.md: `u32 length |
+        /// u32 crc | body | zeros to a multiple of 8`): padding is no data, and no check reads it.
+        func segmentData(_ path: String) throws(ClusterError) -> [Candidate] {
+            let bytes = try SystemFile(path: path, flags: O_RDONLY).readAll()
+            var offsets = Array(0..<min(QuorumLog.segmentHeaderSize, bytes.count))
+            var offset = QuorumLog.segmentHeaderSize
+            while offset + LogRecord.headerSize <= bytes.count {
+                let length = (0..<4).reduce(0) { $0 | Int(bytes[offset + $1]) << (8 * $1) }
+                guard length > 0, offset + LogRecord.headerSize + length <= bytes.count else { break }
+                offsets += offset..<(offset + LogRecord.headerSize + length)
+                offset += (LogRecord.headerSize + length + 7) & ~7
+            }
+            return [(.logSegment, path, offsets)]
+        }
+        var kinds: [[Candidate]] = []
         if let (_, path) = try ClusterCheckpoints.list(in: checkpointDirectory).last {
-            kinds.append(try data(path, nonzeroOnly: true))
-            if FileSystem.exists(path + ClusterCheckpoints.checksumSuffix) { kinds.append(try data(path + ClusterCheckpoints.checksumSuffix)) }
+            kinds.append(try data(.checkpointImage, path, nonzeroOnly: true))
+            if FileSystem.exists(path + ClusterCheckpoints.checksumSuffix) {
+                kinds.append(try data(.checkpointSum, path + ClusterCheckpoints.checksumSuffix))
+            }
         }
         let hardState = FileSystem.join(root, RaftHardStateFile.fileName)
-        if FileSystem.exists(hardState) { kinds.append(try data(hardState)) }
+        if FileSystem.exists(hardState) { kinds.append(try data(.hardState, hardState)) }
         let logDirectory = FileSystem.join(root, "log")
-        var segments: [(path: String, offsets: [Int])] = []
+        var segments: [Candidate] = []
         for name in try FileSystem.list(logDirectory).filter({ $0.hasSuffix(".seg") }).sorted().dropLast() {
-            segments += try data(FileSystem.join(logDirectory, name), from: QuorumLog.segmentHeaderSize)
+            segments += try segmentData(FileSystem.join(logDirectory, name))
         }
         kinds.append(segments)
         return kinds.filter { !$0.isEmpty }
     }
 
+    /// One bit flipped in a crashed node's files, and what the next start-up must make of it.
+    struct BitFlip {
+        /// The kinds of file a flip may hit (``flipCandidates()``).
+        enum Kind {
+            case checkpointImage, checkpointSum, hardState, logSegment
+        }
+
+        /// The kind of file flipped.
+        var kind: Kind
+        /// The file's name.
+        var fileName: String
+        /// What was flipped, for the run's milestones.
+        var description: String
+
+        /// Whether a start-up that read the flipped file and refused to start did so because
+        /// of this flip: the hard state's or the segment's own checks name the file; a damaged
+        /// newest checkpoint is passed over, and a start is refused only when the log does not
+        /// reach back to the older one (after a received snapshot replaced the log).
+        func explains(_ error: ClusterError) -> Bool {
+            guard error.code == .clusterLogCorrupt || error.code == .invalidData else { return false }
+            switch kind {
+            case .hardState, .logSegment: return error.message.contains(fileName)
+            case .checkpointImage, .checkpointSum: return error.message.contains(SimulatedDisk.logBeforeCheckpointMessage)
+            }
+        }
+    }
+
     /// Flips one bit, chosen by `random`, of a file ``flipCandidates()`` names, in place: a
     /// disk's silent corruption of data at rest. Called while the node is down, between the
-    /// power loss and the new model, so the flip is durable.
+    /// power loss and the new model, so the flip is durable. Which byte of a checkpoint image
+    /// is hit depends on SQLite's file layout, so a replay with another SQLite may flip another.
     /// - Returns: what was flipped, nil when no file holds data yet.
-    private func flipRandomBit(using random: inout RandomSource) throws(ClusterError) -> String? {
+    private func flipRandomBit(using random: inout RandomSource) throws(ClusterError) -> BitFlip? {
         // A kind first, then a file of it: the log's many small segments would otherwise take
         // nearly every flip.
         let kinds = try flipCandidates()
         guard !kinds.isEmpty else { return nil }
         let files = kinds[Int.random(in: 0..<kinds.count, using: &random)]
-        let (path, offsets) = files[Int.random(in: 0..<files.count, using: &random)]
+        let (kind, path, offsets) = files[Int.random(in: 0..<files.count, using: &random)]
         let offset = offsets[Int.random(in: 0..<offsets.count, using: &random)]
         let bit = Int.random(in: 0..<8, using: &random)
         let file = try SystemFile(path: path, flags: O_RDWR)
@@ -179,7 +227,8 @@ final class SimulatedDisk {
         precondition(byte.count == 1, "the flipped byte exists")
         byte[0] ^= UInt8(1) << UInt8(bit)
         try file.write(byte, at: offset)
-        return "bit \(bit) of byte \(offset) of \(path.dropFirst(root.count + 1))"
+        let fileName = String(path.split(separator: "/").last ?? "")
+        return BitFlip(kind: kind, fileName: fileName, description: "bit \(bit) of byte \(offset) of \(path.dropFirst(root.count + 1))")
     }
 
     /// Writes the hard state when it changed (term or vote: the commit index alone is not
@@ -213,7 +262,7 @@ final class SimulatedDisk {
     /// Power fails: the directory becomes what `tear` leaves of it; with `flippingABit`, one
     /// bit of what it holds is then flipped (``flipRandomBit(using:)``).
     /// - Returns: the bit flipped, if one was.
-    func crash(tear: PowerLossDisk.Tear, flippingABit: Bool, random: inout RandomSource) throws(ClusterError) -> String? {
+    func crash(tear: PowerLossDisk.Tear, flippingABit: Bool, random: inout RandomSource) throws(ClusterError) -> BitFlip? {
         log?.close()
         log = nil
         let image = powerLoss.image(tear: tear)

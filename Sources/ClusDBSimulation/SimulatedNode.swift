@@ -36,6 +36,9 @@ final class SimulatedNode {
     private(set) var readBackMismatch: String?
     /// Newer checkpoints the last start passed over as damaged.
     private(set) var checkpointsPassedOver = 0
+    /// Whether the last start was refused by its storage steps (``SimulatedDisk/open()``, or a
+    /// log that does not continue the checkpoint), not by the replica.
+    private(set) var startRefusedByStorage = false
     /// Images that arrived with InstallSnapshot messages, by snapshot index, until a Ready hands
     /// the snapshot out (volatile: the transport holds them in memory or a temporary file).
     var receivedImages: [UInt64: SimulatedStateMachine.Image] = [:]
@@ -71,11 +74,15 @@ final class SimulatedNode {
     func start(options: RaftOptions, seed: UInt64) throws(ClusterError) {
         readBackMismatch = nil
         checkpointsPassedOver = 0
+        startRefusedByStorage = false
         if let disk {
             // The production start-up: recovery of the log, the newest valid checkpoint as the
-            // snapshot, the hard state, and the log's entries kept only where they continue the
-            // snapshot.
-            let recovered = try disk.open()
+            // snapshot, the hard state, and the log's entries, which must continue the snapshot.
+            let recovered: SimulatedDisk.Opened
+            do { recovered = try disk.open() } catch {
+                startRefusedByStorage = true
+                throw error
+            }
             durable.hardState = recovered.hardState
             checkpointsPassedOver = recovered.passedOver.count
             if let (state, hive) = recovered.checkpoint {
@@ -99,6 +106,23 @@ final class SimulatedNode {
                 snapshotImage = nil
             }
             durable.entries = DurableState.entries(continuing: durable.snapshot, from: recovered.entries)
+            if durable.entries.isEmpty, let snapshot = durable.snapshot, let last = recovered.entries.last, last.index > snapshot.index {
+                // As NodeStorage refuses it: starting would let a new term replace durable entries.
+                startRefusedByStorage = true
+                throw ClusterError(.clusterLogCorrupt, "the quorum log does not continue checkpoint \(snapshot.index) (term \(snapshot.term))")
+            }
+            let reach = durable.entries.last?.index ?? durable.snapshot?.index ?? 0
+            if stateMachine.appliedIndex > reach {
+                // The hive is ahead of everything durable beside it: a follower whose only
+                // checkpoint came with a snapshot (its log was discarded) and was then damaged.
+                // The replica would refuse it; say why. (Taking the intact hive as the snapshot
+                // instead is issue 11's, with the follower's recovery.)
+                startRefusedByStorage = true
+                throw ClusterError(
+                    .clusterLogCorrupt,
+                    "the hive applied \(stateMachine.appliedIndex), but the log ends at \(durable.entries.last?.index ?? 0) and "
+                        + "\(SimulatedDisk.logBeforeCheckpointMessage) \(durable.snapshot?.index ?? 0)")
+            }
         }
         var state = durable
         state.appliedIndex = stateMachine.appliedIndex
@@ -111,7 +135,7 @@ final class SimulatedNode {
     /// Loses everything volatile; a disk keeps what `tear` leaves of its unsynced writes, and
     /// with `flippingABit` has one bit of its files flipped.
     /// - Returns: the bit flipped, if one was.
-    func crash(tear: PowerLossDisk.Tear, flippingABit: Bool, random: inout RandomSource) throws(ClusterError) -> String? {
+    func crash(tear: PowerLossDisk.Tear, flippingABit: Bool, random: inout RandomSource) throws(ClusterError) -> SimulatedDisk.BitFlip? {
         let flipped = try disk?.crash(tear: tear, flippingABit: flippingABit, random: &random)
         driver = nil
         readyInFlight = nil

@@ -192,7 +192,8 @@ public enum ClusterCheckpoints {
     /// Sets damaged checkpoints a start-up passed over aside: each is renamed
     /// `chk<NNNN>.tmp.damaged` (its sum `chk<NNNN>.tmp.damaged.sum`), out of the way of the
     /// sequence and of pruning, kept for an operator to look at; then `directory` is synced.
-    /// Start-up calls it only once recovery succeeded, so a refused start changes nothing.
+    /// Start-up calls it only once its storage checks and replay succeeded, so a start refused by
+    /// them changes nothing.
     public static func setAside(_ paths: [String], in directory: String) throws(ClusterError) {
         guard !paths.isEmpty else { return }
         for path in paths {

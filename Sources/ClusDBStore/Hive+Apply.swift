@@ -221,6 +221,8 @@ extension Hive {
     }
 
     static func configuration(_ db: Database) throws -> RaftConfiguration? {
+        // A checkpoint written before the table existed, opened read-only, has none.
+        guard try db.tableExists("hive_membership") else { return nil }
         guard let data = try Data.fetchOne(db, sql: "SELECT configuration FROM hive_membership WHERE id = 1") else { return nil }
         guard let configuration = RaftConfiguration(encoded: Array(data)) else {
             throw ClusterError(.invalidData, "the hive's membership record does not decode (\(data.count) bytes)")

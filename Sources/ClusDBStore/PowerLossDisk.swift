@@ -304,7 +304,9 @@ public final class PowerLossDisk: FileLayerObserver, @unchecked Sendable {
             guard case .directory(let rootID) = state.live[root] else { preconditionFailure("the root is a directory") }
             var generator = RandomSource(seed: Self.seed(of: tear))
             func walk(_ id: Int, _ relative: String) {
-                for (name, entry) in state.durableEntries[id] ?? [:] {
+                // In name order: each file with pending writes draws from the generator, and a
+                // dictionary's order differs between processes (a seed must replay alike).
+                for (name, entry) in (state.durableEntries[id] ?? [:]).sorted(by: { $0.key < $1.key }) {
                     let path = relative.isEmpty ? name : relative + "/" + name
                     switch entry {
                     case .directory(let child):

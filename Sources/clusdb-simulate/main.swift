@@ -132,7 +132,7 @@ guard let first = UInt64(argument("--first") ?? "1"), first.addingReportingOverf
 }
 var failures: [String] = []
 var answered = 0
-var bitFlips = 0, corruptionsRefused = 0, checkpointFallbacks = 0
+var bitFlips = 0, corruptionsRefused = 0, checkpointFallbacks = 0, quorumsLostToDamage = 0
 for offset in 0..<count {
     let seed = first + offset
     for nodes in nodeCounts {
@@ -142,6 +142,7 @@ for offset in 0..<count {
         bitFlips += report.statistics.bitFlips
         corruptionsRefused += report.statistics.corruptionsRefused
         checkpointFallbacks += report.statistics.checkpointFallbacks
+        if report.statistics.quorumLostToDamage { quorumsLostToDamage += 1 }
         if !report.passed {
             let line = "seed \(seed), \(nodes) nodes: \(report.violations.first!) — replay: \(report.replayCommand)"
             failures.append(line)
@@ -154,6 +155,7 @@ for offset in 0..<count {
 }
 say("summary: \(count) seeds × nodes \(nodeCounts.map(String.init).joined(separator: ",")): \(failures.count) failing")
 if bitFlips > 0 {
-    say("bit flips: \(bitFlips), refused at start-up: \(corruptionsRefused), damaged newest checkpoint passed over: \(checkpointFallbacks)")
+    say("bit flips: \(bitFlips), refused at start-up: \(corruptionsRefused), damaged newest checkpoint passed over: \(checkpointFallbacks), "
+        + "runs left without a quorum by them: \(quorumsLostToDamage)")
 }
 exit(failures.isEmpty ? 0 : 1)

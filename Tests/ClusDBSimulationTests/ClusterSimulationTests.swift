@@ -89,6 +89,7 @@ struct ClusterSimulationTests {
                 totals.bitFlips += report.statistics.bitFlips
                 totals.corruptionsRefused += report.statistics.corruptionsRefused
                 totals.checkpointFallbacks += report.statistics.checkpointFallbacks
+                totals.quorumLostToDamage = totals.quorumLostToDamage || report.statistics.quorumLostToDamage
                 totals.membershipChanges += report.statistics.membershipChanges + report.statistics.transfers
             }
         }
@@ -156,6 +157,8 @@ struct ClusterSimulationTests {
                 $0.diskDirectory = Self.diskDirectory
                 $0.bitFlipRate = entry.rate
             }
+            // The guards keep a quorum: these seeds once lost it, which the run would now only note.
+            #expect(!report.statistics.quorumLostToDamage, "seed \(entry.seed): \(report.milestones.suffix(3))")
             if !report.passed {
                 Issue.record("bit-flip regression seed \(entry.seed) (\(entry.caught)): \(report.violations.joined(separator: "; ")) — replay: \(report.replayCommand)")
             }
@@ -177,6 +180,7 @@ struct ClusterSimulationTests {
             $0.compactionEveryEntries = 10
         }
         #expect(totals.bitFlips > 20 && totals.corruptionsRefused > 5 && totals.checkpointFallbacks > 0, "\(totals)")
+        #expect(!totals.quorumLostToDamage, "the guards keep a quorum of voters that can start: \(totals)")
     }
 
     /// Full disks: the production quorum log and hard-state file get `ENOSPC`, the node stops

@@ -2,6 +2,7 @@ import ClusDBModel
 import ClusDBRaft
 @testable import ClusDBStore
 import ClusDBTestSupport
+import GRDB
 import Testing
 
 /// Goal: the hive records the Raft configuration at its applied index, so that a checkpoint
@@ -84,6 +85,19 @@ struct HiveMembershipTests {
         defer { file.close() }
         #expect(try file.configuration() == RaftConfiguration(voters: [1, 2, 3, 4]))
         #expect(checkpoint.state.appliedIndex == 2)
+    }
+
+    @Test("A checkpoint written before the table existed reads as no configuration (the one implied member)")
+    func checkpointWithoutTheTable() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let checkpoint = try ClusterCheckpoints.write(from: try Hive.inMemory(), to: directory.path)
+        let old = try DatabaseQueue(path: checkpoint.path)
+        try old.write { db in try db.execute(sql: "DROP TABLE hive_membership") }
+        try old.close()
+        let file = try Hive.openReadOnly(path: checkpoint.path)
+        defer { file.close() }
+        #expect(try file.configuration() == nil)
     }
 
     @Test("A change on a hive that records no configuration stops the apply and changes nothing; so does a change that does not decode")
