@@ -436,6 +436,12 @@ public struct ClusterSimulation {
             checker.record("start-up: node \(id) started\(flipped) without noticing the damage")
             return
         }
+        do {
+            if try nodes[id]!.writeFreshCheckpointIfNeeded() { note("node \(id) writes a fresh checkpoint after passing over a damaged one") }
+        } catch {
+            // A full disk fails it and the next start tries again, as in the node.
+            if !(error.code == .diskFull && nodes[id]!.disk?.isFull == true) { checker.record("disk: node \(id) could not write a fresh checkpoint: \(error)") }
+        }
         statistics.restarts += 1
         note("node \(id) restarts: \(nodes[id]!.replica!.summary)")
         // A replica that starts with output (a snapshot to reinstall) hands it out at once.
@@ -480,9 +486,9 @@ public struct ClusterSimulation {
     }
 
     /// Whether `id` may be stopped for good by a flipped bit: no node is stopped so yet or has a
-    /// flip its start-up has not read, and
-    /// without it the voters of the leader's configuration still make a quorum (the healing
-    /// phase must find a leader). With no leader in sight, no.
+    /// flip its start-up has not read, no membership change is pending, and without `id` the
+    /// voters of the leader's configuration still make a quorum (the healing phase must find a
+    /// leader). With no leader in sight, no.
     private func mayStopForGood(_ id: NodeID) -> Bool {
         // The leader of the highest term: an older one may not know it was deposed.
         guard stoppedByDamage.isEmpty, flippedNodes.isEmpty,

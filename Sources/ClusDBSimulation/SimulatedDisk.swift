@@ -120,6 +120,15 @@ final class SimulatedDisk {
         _ = try ClusterCheckpoints.validate(path: checkpoint.path, fullIntegrityCheck: true, checkingSum: false)
     }
 
+    /// Whether a start set a damaged checkpoint aside after the newest one kept was written: the
+    /// node then writes a fresh one before serving, so that the fallback is there again (decided
+    /// from the files, as the node decides it, so a start that could not write it leaves it to
+    /// the next).
+    func needsFreshCheckpoint() throws(ClusterError) -> Bool {
+        let newestKept = try ClusterCheckpoints.list(in: checkpointDirectory).last?.sequence ?? 0
+        return try ClusterCheckpoints.newestSetAsideSequence(in: checkpointDirectory) > newestKept
+    }
+
     /// Keeps the newest ``Limits/clusterCheckpointsKept`` checkpoints and removes the log's
     /// segments through the older kept one, as the node does after a checkpoint (not through the
     /// newest: the older one and the log are the fallback when the newest is found damaged).

@@ -237,6 +237,16 @@ final class SimulatedNode {
         snapshotImage = image
     }
 
+    /// Writes a fresh checkpoint of the live hive when a start set the newest aside as damaged,
+    /// as the node does before serving. The replica's snapshot stays the older checkpoint until
+    /// the next compaction; the next start finds the fresh one.
+    /// - Returns: whether one was written.
+    func writeFreshCheckpointIfNeeded() throws(ClusterError) -> Bool {
+        guard let disk, stateMachine.appliedIndex > 0, try disk.needsFreshCheckpoint() else { return false }
+        try writeCheckpoint(try stateMachine.image(), on: disk)
+        return true
+    }
+
     /// Checks that a snapshot's image records the membership the replica gives the snapshot: a
     /// checkpoint read back at start-up takes its configuration from the image.
     /// - Throws: `ERROR_INVALID_DATA` naming both (a finding).
