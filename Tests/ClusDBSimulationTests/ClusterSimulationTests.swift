@@ -22,18 +22,24 @@ let regressionSeeds: [(seed: UInt64, nodes: Int, caught: String)] = [
     (833, 3, "the same, with the hint sent in a term the pre-candidate dropped, and not sent at a snapshot's index"),
 ]
 
-/// Seeds that once failed with bit flips on power-loss disks (they need those options to show
-/// what they caught); CI runs each with the nodes and flip rate it failed with.
-let bitFlipRegressionSeeds: [(seed: UInt64, nodes: Int, rate: Double, caught: String)] = [
-    (1008, 3, 0.5, "a flipped bit in raft.state's version field asked for a newer build: the checksum was checked after the version (storage bug)"),
-    (2272, 3, 1, "a membership change left two voters, one of them stopped by a flip it had not yet read: no quorum in the healing phase (simulator guard)"),
+/// Seeds that once failed on power-loss disks (they need those options to show what they
+/// caught); CI runs each with the options it failed with: the chance of a bit flip per crash and
+/// of a full disk per step, and the compaction interval when not the seed's own.
+let diskRegressionSeeds: [(seed: UInt64, nodes: Int, bitFlips: Double, fullDisks: Double, compactEvery: Int?, caught: String)] = [
+    (1008, 3, 0.5, 0, nil, "a flipped bit in raft.state's version field asked for a newer build: the checksum was checked after the version (storage bug)"),
+    (2272, 3, 1, 0, nil, "a membership change left two voters, one of them stopped by a flip it had not yet read: no quorum in the healing phase (simulator guard)"),
     // Seeds that lose their quorum without the guards as they are now (a flip only with no
     // membership change pending, and nodes with an unread flip counted as gone): checked by
     // switching the guards off (docs/ARCHITECTURE.md, "Bit flips").
-    (2103, 3, 1, "no quorum without the guards"),
-    (2143, 3, 1, "no quorum without the guards"),
-    (2280, 3, 1, "no quorum without the guards"),
-    (2282, 3, 1, "no quorum without the guards"),
+    (2103, 3, 1, 0, nil, "no quorum without the guards"),
+    (2143, 3, 1, 0, nil, "no quorum without the guards"),
+    (2280, 3, 1, 0, nil, "no quorum without the guards"),
+    (2282, 3, 1, 0, nil, "no quorum without the guards"),
+    (5015, 3, 0, 0.002, nil, "a checkpoint a full disk failed was a violation, and the replica had compacted before it (simulator)"),
+    (5022, 3, 0, 0.002, nil, "the same"),
+    (400_044, 3, 1, 0, 10, "a follower whose only checkpoint came with a snapshot and was damaged was refused by the replica, not by its storage (simulator)"),
+    (500_018, 3, 1, 0, 10, "a flip in a log record's padding, which no check reads, went unnoticed (simulator: padding is no data)"),
+    (500_077, 3, 1, 0, 10, "the same"),
 ]
 
 @Suite("Deterministic simulation of the Raft core: safety under faults, liveness after healing")
@@ -156,17 +162,20 @@ struct ClusterSimulationTests {
         #expect(totals.crashes > 20 && totals.answered > 1000, "\(totals)")
     }
 
-    @Test("Every seed that ever failed with bit flips passes")
-    func bitFlipRegressions() {
-        for entry in bitFlipRegressionSeeds {
+    @Test("Every seed that ever failed on power-loss disks passes")
+    func diskRegressions() {
+        for entry in diskRegressionSeeds {
             let report = Self.run(seed: entry.seed, nodes: entry.nodes) {
                 $0.diskDirectory = Self.diskDirectory
-                $0.bitFlipRate = entry.rate
+                $0.bitFlipRate = entry.bitFlips
+                $0.fullDiskRate = entry.fullDisks
+                if let every = entry.compactEvery { $0.compactionEveryEntries = every }
             }
-            // The guards keep a quorum: these seeds once lost it, which the run would now only note.
+            // The guards keep a quorum: some of these seeds once lost it, which a run would now
+            // only note.
             #expect(!report.statistics.quorumLostToDamage, "seed \(entry.seed): \(report.milestones.suffix(3))")
             if !report.passed {
-                Issue.record("bit-flip regression seed \(entry.seed) (\(entry.caught)): \(report.violations.joined(separator: "; ")) — replay: \(report.replayCommand)")
+                Issue.record("disk regression seed \(entry.seed) (\(entry.caught)): \(report.violations.joined(separator: "; ")) — replay: \(report.replayCommand)")
             }
         }
     }
