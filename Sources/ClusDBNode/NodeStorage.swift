@@ -21,6 +21,9 @@ final class NodeStorage {
     let checkpointIndex: UInt64
     /// The term of the checkpoint's last entry.
     let checkpointTerm: UInt64
+    /// The membership the checkpoint records (nil: a checkpoint of a build before
+    /// `hive_membership`, whose one member is implied).
+    let checkpointConfiguration: RaftConfiguration?
     /// The hard state found in `raft.state`, or derived for a data directory without one.
     let hardState: HardState
     /// The hard state as the file holds it (nil: no file yet; the first write creates it).
@@ -32,7 +35,8 @@ final class NodeStorage {
     static let replayChunkEntries = 4_096
 
     private init(
-        directory: DataDirectory, identity: NodeIdentity, log: QuorumLog, hive: Hive, checkpoint: (index: UInt64, term: UInt64),
+        directory: DataDirectory, identity: NodeIdentity, log: QuorumLog, hive: Hive,
+        checkpoint: (index: UInt64, term: UInt64, configuration: RaftConfiguration?),
         hardState: HardState, writtenHardState: HardState?
     ) throws(ClusterError) {
         self.directory = directory
@@ -41,6 +45,7 @@ final class NodeStorage {
         self.hive = hive
         checkpointIndex = checkpoint.index
         checkpointTerm = checkpoint.term
+        checkpointConfiguration = checkpoint.configuration
         self.hardState = hardState
         self.writtenHardState = writtenHardState
         let state = try hive.state()
@@ -51,12 +56,18 @@ final class NodeStorage {
     /// member its own).
     static let singleNodeID: NodeID = 1
 
+    /// The membership a single node bootstraps with, and the one a hive without
+    /// `hive_membership` implies (docs/FORMATS.md, "Membership").
+    static let singleNodeConfiguration = RaftConfiguration(voters: [singleNodeID])
+
     /// What the replica starts from: the hard state, the newest checkpoint as the snapshot, the
     /// log after it (entries before it stay in the quorum log for the fallback to the older
     /// checkpoint, not in the replica's memory), the hive's applied index.
     func durableState() throws(ClusterError) -> DurableState {
-        let configuration = RaftConfiguration(voters: [Self.singleNodeID])
-        let snapshot = checkpointIndex > 0 ? SnapshotMetadata(index: checkpointIndex, term: checkpointTerm, configuration: configuration) : nil
+        let configuration = Self.singleNodeConfiguration
+        // The snapshot's membership is the checkpoint's own: the configuration at its index.
+        let snapshot = checkpointIndex > 0
+            ? SnapshotMetadata(index: checkpointIndex, term: checkpointTerm, configuration: checkpointConfiguration ?? configuration) : nil
         let from = max(log.firstEntryIndex, checkpointIndex)
         let logged = log.lastEntryIndex >= from ? try log.raftEntries(from: from, through: log.lastEntryIndex, maxBytes: Int.max) : []
         let entries = DurableState.entries(continuing: snapshot, from: logged)
@@ -121,9 +132,12 @@ final class NodeStorage {
         } else {
             hardState = try derivedHardState(identity: identity, log: log, hive: hive, logger: logger)
         }
+        var checkpointConfiguration: RaftConfiguration?
+        if let checkpoint { checkpointConfiguration = try ClusterCheckpoints.configuration(path: checkpoint.path) }
         let storage = try NodeStorage(
             directory: directory, identity: identity, log: log, hive: hive,
-            checkpoint: (checkpointIndex, checkpoint?.state.appliedTerm ?? 0), hardState: hardState, writtenHardState: written)
+            checkpoint: (checkpointIndex, checkpoint?.state.appliedTerm ?? 0, checkpointConfiguration),
+            hardState: hardState, writtenHardState: written)
         try storage.replay(through: hardState.commit, logger: logger)
         // Only now that recovery succeeded does anything move: the damaged files step aside so
         // that the next checkpoint takes a new sequence number and pruning keeps a valid one.
@@ -182,6 +196,7 @@ final class NodeStorage {
                     if state.clusterID.isEmpty {
                         try hive.setIdentity(clusterName: identity.clusterName, clusterID: identity.clusterID)
                     }
+                    try recordMembership(in: hive)
                     return hive
                 }
             } catch {
@@ -203,7 +218,15 @@ final class NodeStorage {
         }
         let hive = try Hive.open(path: hivePath)
         try hive.setIdentity(clusterName: identity.clusterName, clusterID: identity.clusterID)
+        try recordMembership(in: hive)
         return hive
+    }
+
+    /// Records the single node's membership in a hive that has none (a new one, or one of a
+    /// build before `hive_membership`, which implied it), so that every checkpoint carries its
+    /// configuration (docs/FORMATS.md, "Membership").
+    private static func recordMembership(in hive: Hive) throws(ClusterError) {
+        if try hive.configuration() == nil { try hive.setConfiguration(singleNodeConfiguration) }
     }
 
     /// Applies the log entries past the hive's applied index that the durable commit index

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ClusDBModel
+import ClusDBRaft
 import GRDB
 
 /// A cluster checkpoint file: a consistent SQLite image of the hive at an applied index.
@@ -140,6 +141,14 @@ public enum ClusterCheckpoints {
         let hive = try Hive.openReadOnly(path: path)
         defer { hive.close() }
         return try hive.state()
+    }
+
+    /// The membership a checkpoint image records (nil for an image of a build before
+    /// `hive_membership`), read without checking the whole file.
+    public static func configuration(path: String) throws(ClusterError) -> RaftConfiguration? {
+        let hive = try Hive.openReadOnly(path: path)
+        defer { hive.close() }
+        return try hive.configuration()
     }
 
     /// The newest checkpoint in `directory` that validates; damaged newer ones are skipped and

@@ -1,5 +1,6 @@
 import ClusDBModel
 import ClusDBNode
+import ClusDBRaft
 import ClusDBStore
 import ClusDBTestSupport
 import Foundation
@@ -72,6 +73,29 @@ struct CheckpointFallbackTests {
             round += 1
             try #require(round < 10_000, "the condition never held")
         }
+    }
+
+    @Test("The node's hive records its one member, and every checkpoint carries it (docs/FORMATS.md, Membership)")
+    func membershipInCheckpoints() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let configuration = ClusterNodeTests.configuration(dir)
+        try await ClusterNodeTests.setSmallestLogLimit(configuration)
+        let node = try ClusterNode(configuration: configuration, logger: ClusterNodeTests.logger)
+        var round = 0
+        while try ClusterCheckpoints.list(in: dir.file("data/quorum")).isEmpty {
+            _ = try await ClusterNodeTests.set(node, "M", "v\(round)", .string(String(repeating: "m", count: 2_000)))
+            round += 1
+            try #require(round < 5_000, "no checkpoint")
+        }
+        node.stop()
+        let one = RaftConfiguration(voters: [1])
+        for (_, path) in try ClusterCheckpoints.list(in: dir.file("data/quorum")) {
+            #expect(try ClusterCheckpoints.configuration(path: path) == one, "\(path)")
+        }
+        let hive = try Hive.openReadOnly(path: dir.file("data/hive.sqlite"))
+        defer { hive.close() }
+        #expect(try hive.configuration() == one)
     }
 
     @Test("A checkpoint removed while the node runs never lets the log be truncated past the older one kept on disk")
