@@ -69,6 +69,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // The daemon: HTTP/JSON client API, lifecycle, data-directory lock.
+        .target(name: "ClusDBPeer", dependencies: ["ClusDBModel", "ClusDBRaft", "ClusDBStore"], swiftSettings: strictSettings),
         .target(
             name: "ClusDBServer",
             dependencies: [
@@ -104,6 +105,7 @@ let package = Package(
         // Helpers the test targets share.
         .target(name: "ClusDBTestSupport", dependencies: ["ClusDBStore", "ClusDBModel"], path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "ClusDBRaftTests", dependencies: ["ClusDBRaft", "ClusDBModel"], swiftSettings: strictSettings),
+        .testTarget(name: "ClusDBPeerTests", dependencies: ["ClusDBPeer", "ClusDBRaft", "ClusDBModel", "ClusDBStore"], swiftSettings: strictSettings),
         .testTarget(name: "ClusDBModelTests", dependencies: ["ClusDBTestSupport", "ClusDBModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBStoreTests",

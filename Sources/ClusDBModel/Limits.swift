@@ -104,6 +104,13 @@ public enum Limits {
     /// SQLite's own WAL checkpoint threshold for the hive's writer, in pages: a safety net that
     /// bounds the WAL if background checkpoints stop (they normally run long before it).
     public static let hiveWALAutocheckpointPages = 16_384
+    /// Largest body of one peer-protocol frame (docs/FORMATS.md, "Peer protocol"): one append
+    /// always carries at least one entry, and one entry may be as large as a command may be
+    /// encoded, plus room for the message around it. A length above it is refused before any
+    /// of the body is buffered, and the connection is closed.
+    public static let peerFrameBodyBytesMax = commandEncodedMaxBytes + (64 << 10)
+    /// Bytes of checkpoint image per snapshot chunk frame.
+    public static let peerSnapshotChunkBytes = 1 << 20
     /// Cluster checkpoints kept in the quorum directory (the newest and the one before it).
     public static let clusterCheckpointsKept = 2
 }
