@@ -73,9 +73,10 @@ let package = Package(
         .target(
             name: "ClusDBServer",
             dependencies: [
-                "ClusDBModel", "ClusDBStore", "ClusDBNode", "ClusDBBackup",
+                "ClusDBModel", "ClusDBStore", "ClusDBNode", "ClusDBBackup", "ClusDBPeer", "ClusDBRaft",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -103,9 +104,9 @@ let package = Package(
         // Runs the simulator from the command line: one seed's report, or a long sweep.
         .executableTarget(name: "clusdb-simulate", dependencies: ["ClusDBSimulation", "ClusDBRaft", "ClusDBModel"], swiftSettings: strictSettings),
         // Helpers the test targets share.
-        .target(name: "ClusDBTestSupport", dependencies: ["ClusDBStore", "ClusDBModel"], path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
+        .target(name: "ClusDBTestSupport", dependencies: ["ClusDBStore", "ClusDBModel", "ClusDBPeer", "ClusDBRaft"], path: "Tests/ClusDBTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "ClusDBRaftTests", dependencies: ["ClusDBRaft", "ClusDBModel"], swiftSettings: strictSettings),
-        .testTarget(name: "ClusDBPeerTests", dependencies: ["ClusDBPeer", "ClusDBRaft", "ClusDBModel", "ClusDBStore"], swiftSettings: strictSettings),
+        .testTarget(name: "ClusDBPeerTests", dependencies: ["ClusDBTestSupport", "ClusDBPeer", "ClusDBRaft", "ClusDBModel", "ClusDBStore"], swiftSettings: strictSettings),
         .testTarget(name: "ClusDBModelTests", dependencies: ["ClusDBTestSupport", "ClusDBModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "ClusDBStoreTests",
@@ -127,8 +128,9 @@ let package = Package(
         .testTarget(
             name: "ClusDBServerTests",
             dependencies: [
-                "ClusDBServer", "ClusDBNode", "ClusDBModel", "ClusDBStore", "ClusAPI", "ClusDBTestSupport",
+                "ClusDBServer", "ClusDBNode", "ClusDBModel", "ClusDBStore", "ClusAPI", "ClusDBTestSupport", "ClusDBPeer", "ClusDBRaft",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

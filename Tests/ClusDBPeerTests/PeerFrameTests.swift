@@ -1,6 +1,7 @@
 import ClusDBModel
 import ClusDBPeer
 import ClusDBRaft
+import ClusDBTestSupport
 import ClusDBStore
 import Testing
 

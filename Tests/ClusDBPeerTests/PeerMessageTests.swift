@@ -1,6 +1,7 @@
 import ClusDBModel
 import ClusDBPeer
 import ClusDBRaft
+import ClusDBTestSupport
 import Testing
 
 @Suite("Peer messages: Raft messages, hellos, refusals and snapshot chunks round-trip; a peer's bad bytes are refused")

@@ -2,10 +2,10 @@ import ClusDBModel
 import ClusDBPeer
 import ClusDBRaft
 
-/// Random but seeded peer-protocol values for the wire tests: one message of every body per
+/// Random but seeded peer-protocol values for the wire and transport tests: one message of every body per
 /// call of ``everyBody(_:)``, with random fields.
-enum PeerWireSamples {
-    static func u64(_ random: inout RandomSource) -> UInt64 {
+public enum PeerWireSamples {
+    public static func u64(_ random: inout RandomSource) -> UInt64 {
         // Mostly small values, sometimes the extremes, so both ends of each field are seen.
         switch random.next() % 4 {
         case 0: return 0
@@ -14,13 +14,13 @@ enum PeerWireSamples {
         }
     }
 
-    static func flag(_ random: inout RandomSource) -> Bool { random.next() % 2 == 0 }
+    public static func flag(_ random: inout RandomSource) -> Bool { random.next() % 2 == 0 }
 
-    static func bytes(_ random: inout RandomSource, max: Int) -> [UInt8] {
+    public static func bytes(_ random: inout RandomSource, max: Int) -> [UInt8] {
         (0..<Int(random.next() % UInt64(max + 1))).map { _ in UInt8(truncatingIfNeeded: random.next()) }
     }
 
-    static func configuration(_ random: inout RandomSource) -> RaftConfiguration {
+    public static func configuration(_ random: inout RandomSource) -> RaftConfiguration {
         let count = 1 + Int(random.next() % 7)
         let ids = (0..<count).map { _ in 1 + random.next() % 1_000 }
         let members = Array(Set(ids))
@@ -28,7 +28,7 @@ enum PeerWireSamples {
         return RaftConfiguration(voters: Set(members.prefix(voterCount)), learners: Set(members.dropFirst(voterCount)))
     }
 
-    static func entries(_ random: inout RandomSource) -> [RaftEntry] {
+    public static func entries(_ random: inout RandomSource) -> [RaftEntry] {
         (0..<Int(random.next() % 5)).map { _ in
             let kind: RaftEntry.Kind = [.command, .noOp, .configurationChange][Int(random.next() % 3)]
             return RaftEntry(index: u64(&random), term: u64(&random), kind: kind, payload: bytes(&random, max: 300))
@@ -36,7 +36,7 @@ enum PeerWireSamples {
     }
 
     /// One message of every body, in the order of ``RaftMessage/Body``'s cases.
-    static func everyBody(_ random: inout RandomSource) -> [RaftMessage] {
+    public static func everyBody(_ random: inout RandomSource) -> [RaftMessage] {
         let bodies: [RaftMessage.Body] = [
             .preVote(lastIndex: u64(&random), lastTerm: u64(&random)),
             .preVoteResponse(granted: flag(&random)),
@@ -55,7 +55,7 @@ enum PeerWireSamples {
         return bodies.map { RaftMessage(from: u64(&random), to: u64(&random), term: u64(&random), body: $0) }
     }
 
-    static func hello(_ random: inout RandomSource) -> PeerHello {
+    public static func hello(_ random: inout RandomSource) -> PeerHello {
         PeerHello(
             clusterID: "c-\(random.next() % 1_000)", clusterName: "name-\(random.next() % 10)", nodeID: 1 + random.next() % 1_000,
             nodeName: "n\(random.next() % 10)", restoreGeneration: random.next() % 5,
