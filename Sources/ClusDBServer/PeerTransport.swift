@@ -1,6 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ClusDBModel
 import ClusDBPeer
 import ClusDBRaft
+import ClusDBStore
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -46,10 +51,18 @@ public final class PeerTransport: Sendable {
         public var dropped = 0
         /// Messages received and handed to the node.
         public var delivered = 0
-        /// Handshakes that failed on this node's side: refused by it, refused by the peer, or
-        /// broken off (a bad frame before the handshake completed, a peer that is not the
-        /// member expected at its address, no hello in time).
-        public var refusals = 0
+        /// Snapshot images streamed to a peer to their end.
+        public var snapshotsSent = 0
+        /// Snapshot images received whole and handed to the node.
+        public var snapshotsReceived = 0
+        /// Handshakes this node refused (another cluster or restore generation, not a member,
+        /// the wrong host), with a refusal frame.
+        public var refusalsSent = 0
+        /// Handshakes a peer refused with a refusal frame.
+        public var refusalsReceived = 0
+        /// Connections closed before their handshake completed for any other reason: a bad
+        /// frame, not the member expected at the address, no handshake in time.
+        public var handshakesBroken = 0
     }
 
     private struct Peer {
@@ -59,6 +72,8 @@ public final class PeerTransport: Sendable {
         var dialing = false
         var failedAttempts = 0
         var queued: [RaftMessage] = []
+        /// True while a snapshot image streams to this peer (one at a time).
+        var sendingSnapshot = false
     }
 
     private struct State {
@@ -79,18 +94,31 @@ public final class PeerTransport: Sendable {
     private let logger: Logger
     private let onMessage: @Sendable (RaftMessage) -> Void
     private let onNewerGeneration: @Sendable (UInt64, PeerHello) -> Void
+    private let onSnapshot: @Sendable (RaftMessage, String) -> Void
     private let state = Mutex(State())
+    /// Where received snapshot images are written; nil for a transport that takes none.
+    let snapshotDirectory: String?
+    /// Runs the file work of snapshots being received, off the event loops.
+    private let threadPool = NIOThreadPool(numberOfThreads: 1)
 
     /// Creates a transport; nothing listens or dials before ``start()``.
     /// - Parameters:
     ///   - local: this node's hello (its peer address is where it listens).
     ///   - onMessage: called on an event loop with each message for this node.
     ///   - onNewerGeneration: called when a peer holds a newer restore generation than this node.
+    ///   - snapshotDirectory: where received snapshot images are written (nil: none are taken,
+    ///     and a peer that streams one is disconnected).
+    ///   - onSnapshot: called on an event loop with each snapshot message and the path of its
+    ///     image, whole and durable; the node takes the file from there.
     public init(
         local: PeerHello, group: any EventLoopGroup, options: Options = Options(), logger: Logger,
         onMessage: @escaping @Sendable (RaftMessage) -> Void,
-        onNewerGeneration: @escaping @Sendable (UInt64, PeerHello) -> Void = { _, _ in }
+        onNewerGeneration: @escaping @Sendable (UInt64, PeerHello) -> Void = { _, _ in },
+        snapshotDirectory: String? = nil,
+        onSnapshot: @escaping @Sendable (RaftMessage, String) -> Void = { _, _ in }
     ) throws(ClusterError) {
+        self.snapshotDirectory = snapshotDirectory
+        self.onSnapshot = onSnapshot
         let (host, port) = try ServerConfiguration.parseAddress(local.peerAddress)
         self.local = local
         self.options = options
@@ -107,14 +135,16 @@ public final class PeerTransport: Sendable {
     /// - Throws: `ERROR_ADDRESS_ALREADY_ASSOCIATED` when the port is taken, `ERROR_INVALID_PARAMETER`
     ///   for an address that cannot be bound.
     public func start() async throws(ClusterError) -> Int {
+        threadPool.start()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let codec = PeerFrameCodec()
                     try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(PeerFrameCodec()),
-                        PeerConnectionHandler(role: .listening, transport: self, logger: logger),
+                        ByteToMessageHandler(codec),
+                        PeerConnectionHandler(role: .listening, transport: self, codec: codec, logger: logger),
                     ])
                 }
             }
@@ -148,7 +178,10 @@ public final class PeerTransport: Sendable {
     }
 
     /// Sends `message` to its receiver, or drops it (see the type's documentation).
+    /// - Precondition: not an `installSnapshot` message (those go with their image, through
+    ///   ``sendSnapshot(_:imagePath:completion:)``).
     public func send(_ message: RaftMessage) {
+        if case .installSnapshot = message.body { preconditionFailure("an installSnapshot message is sent with its image, by sendSnapshot") }
         enum Action {
             case write(any Channel)
             case dial
@@ -192,6 +225,85 @@ public final class PeerTransport: Sendable {
             return channels
         }
         for channel in channels { try? await channel.close() }
+        try? await threadPool.shutdownGracefully()
+    }
+
+    // MARK: Snapshots
+
+    /// Streams the checkpoint image at `imagePath` to the receiver of `message` (an
+    /// ``ClusDBRaft/RaftMessage/Body/installSnapshot``) in chunks of
+    /// ``Limits/peerSnapshotChunkBytes``, then sends the message, on a thread of its own. Each
+    /// chunk is written to the connection only once the one before has gone to the socket, so an
+    /// image is never held whole in memory and a slow peer slows the stream instead of growing
+    /// the node's buffers. `completion` gets true once everything was written, false when the
+    /// peer has no connection, already receives a snapshot, or the stream broke off.
+    public func sendSnapshot(_ message: RaftMessage, imagePath: String, completion: @escaping @Sendable (Bool) -> Void) {
+        guard case .installSnapshot(let metadata) = message.body else {
+            preconditionFailure("sendSnapshot sends installSnapshot messages")
+        }
+        let channel = state.withLock { state -> (any Channel)? in
+            guard !state.stopped, var peer = state.peers[message.to], peer.established, let channel = peer.channel, !peer.sendingSnapshot else {
+                return nil
+            }
+            peer.sendingSnapshot = true
+            state.peers[message.to] = peer
+            return channel
+        }
+        guard let channel else {
+            completion(false)
+            return
+        }
+        let thread = Thread { [self] in
+            let sent = stream(message, metadata: metadata, imagePath: imagePath, over: channel)
+            state.withLock { state in
+                state.peers[message.to]?.sendingSnapshot = false
+                if sent { state.counts.snapshotsSent += 1 }
+            }
+            completion(sent)
+        }
+        thread.name = "clusdb-snapsend"
+        thread.start()
+    }
+
+    private func stream(_ message: RaftMessage, metadata: SnapshotMetadata, imagePath: String, over channel: any Channel) -> Bool {
+        func send(_ frame: PeerFrame) throws {
+            try channel.writeAndFlush(channel.allocator.buffer(bytes: frame.encoded)).wait()
+        }
+        do {
+            let file = try SystemFile(path: imagePath, flags: O_RDONLY)
+            let size = try file.size()
+            var offset = 0
+            repeat {
+                let count = min(Limits.peerSnapshotChunkBytes, size - offset)
+                let bytes = try file.read(count: count, at: offset)
+                guard bytes.count == count else {
+                    throw ClusterError(.invalidData, "\(imagePath) ended at \(offset + bytes.count) bytes of \(size) while it was sent")
+                }
+                let chunk = SnapshotChunk(index: metadata.index, term: metadata.term, offset: UInt64(offset), totalBytes: UInt64(size), bytes: bytes)
+                try send(PeerFrame(kind: .snapshotChunk, body: chunk.encoded))
+                offset += count
+            } while offset < size
+            try send(PeerFrame(kind: .raftMessage, body: RaftMessageCoding.encode(message)))
+            logger.info("sent a snapshot", metadata: ["to": "\(message.to)", "index": "\(metadata.index)", "bytes": "\(size)"])
+            return true
+        } catch {
+            logger.warning("sending a snapshot failed", metadata: ["to": "\(message.to)", "index": "\(metadata.index)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Runs blocking file work for a connection handler on the transport's thread pool.
+    func runBlocking<T: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable () throws(ClusterError) -> T) -> EventLoopFuture<T> {
+        threadPool.runIfActive(eventLoop: eventLoop) { () throws -> T in try work() }
+    }
+
+    func deliverSnapshot(_ message: RaftMessage, imagePath: String) {
+        guard state.withLock({ state -> Bool in
+            if !state.stopped { state.counts.snapshotsReceived += 1 }
+            return !state.stopped
+        }) else { return }
+        logger.info("received a snapshot", metadata: ["from": "\(message.from)", "path": "\(imagePath)"])
+        onSnapshot(message, imagePath)
     }
 
     // MARK: Connections
@@ -201,8 +313,14 @@ public final class PeerTransport: Sendable {
         for message in messages {
             // A peer that does not read fills the connection; drop rather than grow without bound.
             guard channel.isWritable else { break }
-            let frame = PeerFrame(kind: .raftMessage, body: RaftMessageCoding.encode(message)).encoded
-            channel.write(channel.allocator.buffer(bytes: frame), promise: nil)
+            let body = RaftMessageCoding.encode(message)
+            guard body.count <= Limits.peerFrameBodyBytesMax else {
+                // Only an append over RaftOptions.maxAppendBytes' reach could be; the leader
+                // resends, so drop it loudly rather than trap.
+                logger.error("dropped a Raft message over the peer frame limit", metadata: ["to": "\(message.to)", "bytes": "\(body.count)"])
+                continue
+            }
+            channel.write(channel.allocator.buffer(bytes: PeerFrame(kind: .raftMessage, body: body).encoded), promise: nil)
             written += 1
         }
         channel.flush()
@@ -230,9 +348,10 @@ public final class PeerTransport: Sendable {
                 .writeBufferWaterMark, value: .init(low: options.unsentBytesMax / 2, high: options.unsentBytesMax))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let codec = PeerFrameCodec()
                     try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(PeerFrameCodec()),
-                        PeerConnectionHandler(role: .dialing(id), transport: self, logger: logger),
+                        ByteToMessageHandler(codec),
+                        PeerConnectionHandler(role: .dialing(id), transport: self, codec: codec, logger: logger),
                     ])
                 }
             }
@@ -242,16 +361,10 @@ public final class PeerTransport: Sendable {
         }
         bootstrap.connect(host: target.host, port: target.port).whenComplete { [self] result in
             switch result {
-            case .success(let channel):
-                let keep = state.withLock { state -> Bool in
-                    guard !state.stopped, var peer = state.peers[id], peer.address == address else { return false }
-                    // The handshake may already have set it (see outgoingEstablished).
-                    if peer.channel == nil { peer.channel = channel }
-                    peer.dialing = false
-                    state.peers[id] = peer
-                    return peer.channel === channel
-                }
-                if !keep { channel.close(promise: nil) }
+            case .success:
+                // Recorded by outgoingActive, from the connection's own channelActive: only
+                // there is it ordered before the connection's channelInactive.
+                break
             case .failure(let error):
                 logger.debug("dialing a peer failed", metadata: ["id": "\(id)", "address": "\(address)", "error": "\(error)"])
                 state.withLock { $0.peers[id]?.dialing = false }
@@ -279,13 +392,21 @@ public final class PeerTransport: Sendable {
 
     // MARK: Called by PeerConnectionHandler on its event loop
 
-    func outgoingEstablished(_ id: NodeID, channel: any Channel) {
-        let queued = state.withLock { state -> [RaftMessage] in
-            // The dial's own completion normally records the channel first; take it here too, so
-            // the order of the two on the event loop does not matter.
-            guard var peer = state.peers[id], peer.channel == nil || peer.channel === channel else { return [] }
+    func outgoingActive(_ id: NodeID, channel: any Channel) {
+        let keep = state.withLock { state -> Bool in
+            guard !state.stopped, var peer = state.peers[id], peer.channel == nil else { return false }
             peer.channel = channel
             peer.dialing = false
+            state.peers[id] = peer
+            return true
+        }
+        // A peer removed meanwhile, or a second connection to it: not needed.
+        if !keep { channel.close(promise: nil) }
+    }
+
+    func outgoingEstablished(_ id: NodeID, channel: any Channel) {
+        let queued = state.withLock { state -> [RaftMessage] in
+            guard var peer = state.peers[id], peer.channel === channel else { return [] }
             peer.established = true
             peer.failedAttempts = 0
             let queued = peer.queued
@@ -308,19 +429,42 @@ public final class PeerTransport: Sendable {
     }
 
     func incomingOpened(_ channel: any Channel) {
-        state.withLock { $0.incoming[ObjectIdentifier(channel)] = channel }
+        let stopped = state.withLock { state -> Bool in
+            if !state.stopped { state.incoming[ObjectIdentifier(channel)] = channel }
+            return state.stopped
+        }
+        if stopped { channel.close(promise: nil) }
+    }
+
+    /// Why a peer whose hello is otherwise acceptable is refused: it is not a member this node
+    /// knows, or it connects from another host than the one its address names (nil: accepted).
+    func refusalOfUnknownPeer(_ peer: PeerHello, remote: SocketAddress?) -> ClusterError? {
+        guard let address = state.withLock({ $0.peers[peer.nodeID]?.address }) else {
+            return ClusterError(.invalidParameter, "node \(peer.nodeName) (id \(peer.nodeID)) at \(peer.peerAddress) is not a member this node knows")
+        }
+        // Compared only where both sides are IP addresses: a name cannot be checked without
+        // resolving it, and a wildcard listener dials from whichever address routes.
+        if let host = try? ServerConfiguration.parseAddress(address).host, let expected = try? SocketAddress(ipAddress: host, port: 0),
+            let remoteHost = remote?.ipAddress, expected.ipAddress != remoteHost
+        {
+            return ClusterError(.invalidParameter, "node \(peer.nodeName) (id \(peer.nodeID)) connects from \(remoteHost), not from its address \(address)")
+        }
+        return nil
     }
 
     func incomingClosed(_ channel: any Channel) {
         _ = state.withLock { $0.incoming.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
-    func refused() {
-        state.withLock { $0.counts.refusals += 1 }
+    func count(_ counter: WritableKeyPath<Counts, Int>) {
+        state.withLock { $0.counts[keyPath: counter] += 1 }
     }
 
     func deliver(_ message: RaftMessage) {
-        state.withLock { $0.counts.delivered += 1 }
+        guard state.withLock({ state -> Bool in
+            if !state.stopped { state.counts.delivered += 1 }
+            return !state.stopped
+        }) else { return }
         onMessage(message)
     }
 

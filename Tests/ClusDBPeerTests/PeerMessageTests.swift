@@ -172,4 +172,22 @@ struct PeerMessageTests {
         let big = Limits.peerSnapshotChunkBytes + 1
         #expect(throws: ClusterError.self) { try SnapshotChunk(decoding: body(offset: 0, total: UInt64(big), count: big)) }
     }
+
+    @Test("A snapshot reception takes the chunks of one snapshot in order and is completed only by its own message")
+    func snapshotReception() throws {
+        func chunk(_ offset: UInt64, _ count: Int, index: UInt64 = 9, term: UInt64 = 2, total: UInt64 = 10) -> SnapshotChunk {
+            SnapshotChunk(index: index, term: term, offset: offset, totalBytes: total, bytes: [UInt8](repeating: 1, count: count))
+        }
+        let metadata = SnapshotMetadata(index: 9, term: 2, configuration: RaftConfiguration(voters: [1]))
+        #expect(throws: ClusterError.self) { try SnapshotReception(first: chunk(4, 2)) }
+        var reception = try SnapshotReception(first: chunk(0, 4))
+        #expect(!reception.isComplete && !reception.completes(metadata))
+        #expect(throws: ClusterError.self, "a gap") { try reception.take(chunk(5, 2)) }
+        #expect(throws: ClusterError.self, "a repeat") { try reception.take(chunk(0, 4)) }
+        #expect(throws: ClusterError.self, "another snapshot") { try reception.take(chunk(4, 2, index: 10)) }
+        #expect(throws: ClusterError.self, "another size") { try reception.take(chunk(4, 2, total: 11)) }
+        try reception.take(chunk(4, 6))
+        #expect(reception.isComplete && reception.completes(metadata))
+        #expect(!reception.completes(SnapshotMetadata(index: 9, term: 3, configuration: RaftConfiguration(voters: [1]))))
+    }
 }
