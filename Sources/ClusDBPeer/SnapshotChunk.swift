@@ -30,7 +30,10 @@ public struct SnapshotChunk: Sendable, Equatable {
     }
 
     /// Whether this chunk ends the image.
-    public var isLast: Bool { offset + UInt64(bytes.count) == totalBytes }
+    public var isLast: Bool {
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(bytes.count))
+        return !overflow && end == totalBytes
+    }
 
     /// The frame body.
     /// - Precondition: the chunk is consistent (see ``init(decoding:)``).

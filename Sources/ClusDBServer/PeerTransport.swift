@@ -170,6 +170,11 @@ public final class PeerTransport: Sendable {
                 state.peers[id] = nil
             }
             for (id, address) in peers where id != local.nodeID && state.peers[id] == nil {
+                // An address that cannot be dialed is left out once, not logged at every send.
+                guard (try? ServerConfiguration.parseAddress(address)) != nil else {
+                    logger.error("a peer's address is not HOST:PORT; it is not dialed", metadata: ["id": "\(id)", "address": "\(address)"])
+                    continue
+                }
                 state.peers[id] = Peer(address: address)
             }
             return closing
@@ -332,7 +337,17 @@ public final class PeerTransport: Sendable {
     }
 
     private func dial(_ id: NodeID) {
-        guard let address = state.withLock({ $0.stopped ? nil : $0.peers[id]?.address }) else { return }
+        let address = state.withLock { state -> String? in
+            guard !state.stopped, var peer = state.peers[id] else { return nil }
+            // A connection made meanwhile (the peer re-added, a redial that raced a send).
+            guard peer.channel == nil else {
+                peer.dialing = false
+                state.peers[id] = peer
+                return nil
+            }
+            return peer.address
+        }
+        guard let address else { return }
         let target: (host: String, port: Int)
         do throws(ClusterError) {
             target = try ServerConfiguration.parseAddress(address)
