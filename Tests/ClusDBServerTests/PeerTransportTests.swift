@@ -305,32 +305,14 @@ struct PeerTransportTests {
         try await group.shutdownGracefully()
     }
 
-    /// Connects to 127.0.0.1:`port`, sends `bytes`, and reads until the other side closes
-    /// (a 20 s receive timeout fails the test instead of hanging it).
+    /// Connects to 127.0.0.1:`port`, sends `bytes`, and reads until the node closes the
+    /// connection (a 20 s receive timeout fails the test instead of hanging it).
     static func sendAndReadUntilClosed(_ bytes: [UInt8], port: Int) throws -> [UInt8] {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        precondition(socket >= 0)
-        defer { close(socket) }
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let connection = try RawConnection(port: port)
+        connection.send(bytes: bytes)
+        guard let answer = connection.bytesUntilClosed() else {
+            throw ClusterError(.invalidData, "the node did not close the connection")
         }
-        guard connected == 0 else { throw ClusterError(.invalidParameter, "connect failed: errno \(errno)") }
-        _ = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4_096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-            if count == 0 { return answer }
-            // A reset after the server closed with unread input also means closed.
-            if count < 0 && errno == ECONNRESET { return answer }
-            guard count > 0 else { throw ClusterError(.invalidData, "the node did not close the connection (errno \(errno))") }
-            answer.append(contentsOf: buffer[0..<count])
-        }
+        return answer
     }
 }

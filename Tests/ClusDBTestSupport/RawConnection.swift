@@ -86,6 +86,32 @@ public final class RawConnection {
         return Answer(status: status, headers: headers, body: body)
     }
 
+    /// Sends `bytes` as far as the server takes them: one that closes the connection early may
+    /// leave the rest unsent, which is not an error here (no SIGPIPE either).
+    public func send(bytes: [UInt8]) {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { return }
+            sent += count
+        }
+    }
+
+    /// Everything the server sends until it closes the connection (a reset counts as closed),
+    /// or nil when it has not closed within the 20 s receive timeout.
+    public func bytesUntilClosed() -> [UInt8]? {
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                buffer += chunk[..<count]
+                continue
+            }
+            if count == 0 || errno == ECONNRESET { return buffer }
+            return nil
+        }
+    }
+
     /// True once the server closed the connection (and sent nothing more).
     public func isClosedByServer() -> Bool { buffer.isEmpty && !fill() }
 }
