@@ -50,6 +50,8 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     private var waiting = CircularBuffer<PeerFrame>()
     /// The snapshot image being received on this connection, if any.
     private var reception: (stream: SnapshotReception, file: ReceivedSnapshotFile)?
+    /// Set once the connection is closed: a file operation that ends afterwards cleans up.
+    private var inactive = false
 
     init(role: Role, transport: PeerTransport, codec: PeerFrameCodec, logger: Logger) {
         self.role = role
@@ -87,10 +89,8 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         handshakeTimeout?.cancel()
         handshakeTimeout = nil
-        if let unfinished = reception?.file {
-            reception = nil
-            transport.runBlocking(on: context.eventLoop) { unfinished.discard() }.whenComplete { _ in }
-        }
+        inactive = true
+        discardReception(context)
         if case .dialing(let id) = role { transport.outgoingClosed(id, channel: context.channel) }
         if case .listening = role { transport.incomingClosed(context.channel) }
         context.fireChannelInactive()
@@ -211,18 +211,24 @@ final class PeerConnectionHandler: ChannelInboundHandler {
             case .success(let value):
                 then(handler, value)
             case .failure(let error):
-                if let file = handler.reception?.file {
-                    handler.transport.runBlocking(on: context.eventLoop) { file.discard() }.whenComplete { _ in }
-                }
-                handler.reception = nil
+                handler.discardReception(context)
                 handler.close(context, because: "\(error)")
             }
+            // The connection closed while the file work ran: its image will never be finished.
+            if handler.inactive { handler.discardReception(context) }
             while !handler.busy, let next = handler.waiting.popFirst() {
                 if case .closing = handler.state { break }
                 handler.process(next, context: context)
             }
             if !handler.busy { try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true) }
         }
+    }
+
+    /// Drops the image being received (its file is removed on the thread pool).
+    private func discardReception(_ context: ChannelHandlerContext) {
+        guard let file = reception?.file else { return }
+        reception = nil
+        transport.runBlocking(on: context.eventLoop) { file.discard() }.whenComplete { _ in }
     }
 
     // MARK: Handshake

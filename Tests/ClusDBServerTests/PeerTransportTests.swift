@@ -300,6 +300,13 @@ struct PeerTransportTests {
                 ((try? FileSystem.list(directory.file("received"))) ?? []).isEmpty
             }
         }
+        // The peer goes away in the middle of an image: once its first chunk is on disk, close.
+        func received() -> [String] { (try? FileSystem.list(directory.file("received"))) ?? [] }
+        var connection: RawConnection? = try RawConnection(port: b.port)
+        connection?.send(bytes: hello + started)
+        try await waitUntil("the image was started") { !received().isEmpty }
+        connection = nil
+        try await waitUntil("a peer gone mid-image: no file left behind") { received().isEmpty }
         #expect(b.inbox.snapshots.withLock { $0.isEmpty } && b.inbox.count == 0)
         await b.transport.stop()
         try await group.shutdownGracefully()
