@@ -16,7 +16,8 @@ import Synchronization
 /// direction, and redials a lost one after a capped, jittered back-off.
 ///
 /// Delivery is at most once and may lose messages (a queue full, a connection lost with frames
-/// in it): Raft is built for a network that loses, delays and reorders (its leader retries), so
+/// in it) or reorder them (those queued while a connection was set up against those sent just
+/// as it came up): Raft is built for a network that loses, delays and reorders (its leader retries), so
 /// the transport never blocks a sender. Each connection starts with the handshake of
 /// ``PeerConnectionHandler``; a peer of another cluster or restore generation never gets a
 /// message through.
