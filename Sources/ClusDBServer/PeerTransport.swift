@@ -103,6 +103,8 @@ public final class PeerTransport: Sendable {
     private let threadPool = NIOThreadPool(numberOfThreads: 1)
 
     /// Creates a transport; nothing listens or dials before ``start()``.
+    /// - Throws: `ERROR_INVALID_PARAMETER` for a peer address that is not `HOST:PORT`, or a name
+    ///   or id longer than a hello carries.
     /// - Parameters:
     ///   - local: this node's hello (its peer address is where it listens).
     ///   - onMessage: called on an event loop with each message for this node.
@@ -121,6 +123,11 @@ public final class PeerTransport: Sendable {
         self.snapshotDirectory = snapshotDirectory
         self.onSnapshot = onSnapshot
         let (host, port) = try ServerConfiguration.parseAddress(local.peerAddress)
+        // The hello goes out on every connection; its strings are bounded (PeerHello.stringBytesMax).
+        for (name, value) in [("cluster id", local.clusterID), ("cluster name", local.clusterName), ("node name", local.nodeName), ("peer address", local.peerAddress)]
+        where value.utf8.count > PeerHello.stringBytesMax {
+            throw ClusterError(.invalidParameter, "the \(name) is over \(PeerHello.stringBytesMax) bytes")
+        }
         self.local = local
         self.options = options
         self.listenHost = host

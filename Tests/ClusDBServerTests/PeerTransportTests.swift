@@ -179,6 +179,27 @@ struct PeerTransportTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("A transport whose own hello could not be sent is refused at creation, with a clear error")
+    func invalidLocalHello() {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        func creation(_ hello: PeerHello) -> ClusterError? {
+            do {
+                _ = try PeerTransport(local: hello, group: group, logger: Logger(label: "peer-test"), onMessage: { _ in })
+                return nil
+            } catch { return error }
+        }
+        let good = PeerHello(clusterID: "c1", clusterName: "c", nodeID: 1, nodeName: "n1", restoreGeneration: 1, peerAddress: "127.0.0.1:0")
+        #expect(creation(good) == nil)
+        var long = good
+        long.nodeName = String(repeating: "n", count: PeerHello.stringBytesMax + 1)
+        #expect(creation(long)?.code == .invalidParameter)
+        #expect(creation(long)?.message.contains("node name") == true)
+        var address = good
+        address.peerAddress = "nowhere"
+        #expect(creation(address)?.code == .invalidParameter)
+    }
+
     @Test("A node that answers at a member's address but is another member is not sent to")
     func wrongMemberAtAddress() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
